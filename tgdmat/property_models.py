@@ -409,10 +409,10 @@ def triplets(edge_index: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, to
 
 
 class _Envelope(torch.nn.Module):
-    """Smooth cutoff ``u(x) = 1/x + a x^{p-1} + b x^p + c x^{p+1}``, x = d/c, not zeroed past 1.
+    """Smooth cutoff ``u(x) = 1/x + a x^{p-1} + b x^p + c x^{p+1}`` (p = exponent + 1), not zeroed past 1.
 
     torch-geometric 2.0.1 (the version CDVAE trained with) applied it without the ``x < 1`` mask
-    that later versions add; CrystalNN bonds can be longer than the 7 Å cutoff.
+    that later versions add; CrystalNN bonds may be longer than the 7 Å cutoff.
     """
 
     def __init__(self, exponent: int) -> None:
@@ -427,60 +427,146 @@ class _Envelope(torch.nn.Module):
         return 1.0 / x + self.a * x.pow(p - 1) + self.b * x.pow(p) + self.c * x.pow(p + 1)
 
 
-def _build_dimenet(encoder: dict) -> torch.nn.Module:
-    from torch_geometric.nn.models import DimeNetPlusPlus
+def spherical_bessel(num_orders: int, x: torch.Tensor) -> torch.Tensor:
+    """Spherical Bessel functions ``j_0 … j_{L-1}`` at ``x``, ``[..., L]`` (upward recurrence).
 
-    model = DimeNetPlusPlus(
-        hidden_channels=encoder["hidden_channels"],
-        out_channels=encoder["num_targets"],
-        num_blocks=encoder["num_blocks"],
-        int_emb_size=encoder["int_emb_size"],
-        basis_emb_size=encoder["basis_emb_size"],
-        out_emb_channels=encoder["out_emb_channels"],
-        num_spherical=encoder["num_spherical"],
-        num_radial=encoder["num_radial"],
-        cutoff=encoder["cutoff"],
-        max_num_neighbors=encoder["max_num_neighbors"],
-        envelope_exponent=encoder["envelope_exponent"],
-        num_before_skip=encoder["num_before_skip"],
-        num_after_skip=encoder["num_after_skip"],
-        num_output_layers=encoder["num_output_layers"],
-    )
-    for block in model.output_blocks:  # CDVAE's OutputPPBlock.lin_up has a bias
-        block.lin_up = torch.nn.Linear(block.lin_up.in_features, block.lin_up.out_features, bias=True)
-    model.rbf.envelope = _Envelope(encoder["envelope_exponent"])
-    model.sbf.envelope = _Envelope(encoder["envelope_exponent"])
-    return model
-
-
-def _dimenet_periodic(model: torch.nn.Module, atom_types: torch.Tensor, edge_index: torch.Tensor,
-                      edge_vec: torch.Tensor, batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
-    """DimeNet++ on periodic graphs: per-crystal mean of the per-atom outputs.
-
-    Args:
-        atom_types: ``[N]``; edge_index: ``[2, E]`` (source j, target i);
-        edge_vec: ``[E, 3]`` ``r_ji = x_j + n·L − x_i``; batch: ``[N]`` crystal of each atom.
-
-    Returns:
-        ``[B, out]`` standardised predictions.
+    ``j_0 = sin x / x``, ``j_1 = sin x / x² − cos x / x``, ``j_{l+1} = (2l+1)/x · j_l − j_{l−1}``.
+    Evaluate in float64: the recurrence loses digits for ``x ≲ l``.
     """
-    num_nodes = atom_types.numel()
-    j, i = edge_index
-    idx_kj, idx_ji = triplets(edge_index, num_nodes)
-    dist = edge_vec.norm(dim=-1)
-    r_ji, r_kj = edge_vec[idx_ji], edge_vec[idx_kj]
-    angle = torch.atan2(torch.linalg.cross(r_ji, r_kj).norm(dim=-1), (r_ji * r_kj).sum(dim=-1))
+    s, c = torch.sin(x), torch.cos(x)
+    out = [s / x, s / x**2 - c / x]
+    for l in range(1, num_orders - 1):
+        out.append((2 * l + 1) / x * out[l] - out[l - 1])
+    return torch.stack(out[:num_orders], dim=-1)
 
-    rbf = model.rbf(dist)
-    sbf = model.sbf(dist, angle, idx_kj)
-    x = model.emb(atom_types, rbf, i, j)
-    P = model.output_blocks[0](x, rbf, i, num_nodes=num_nodes)
-    for interaction, output in zip(model.interaction_blocks, model.output_blocks[1:]):
-        x = interaction(x, rbf, sbf, idx_kj, idx_ji)
-        P = P + output(x, rbf, i, num_nodes=num_nodes)
-    total = torch.zeros(num_graphs, P.shape[1], dtype=P.dtype, device=P.device).index_add_(0, batch, P)
-    counts = torch.bincount(batch, minlength=num_graphs).clamp(min=1).to(P.dtype)
-    return total / counts[:, None]
+
+def _spherical_bessel_zeros(num_orders: int, num_roots: int) -> np.ndarray:
+    """``z_{l,n}``: the first ``num_roots`` positive zeros of ``j_l``, ``[L, K]`` (rounded to float32
+    like torch-geometric's ``Jn_zeros``). Zeros of ``j_l`` interlace those of ``j_{l-1}``."""
+    from scipy.optimize import brentq
+    from scipy.special import spherical_jn
+
+    zeros = np.zeros((num_orders, num_roots))
+    points = np.arange(1, num_roots + num_orders) * np.pi  # zeros of j_0
+    zeros[0] = points[:num_roots]
+    for l in range(1, num_orders):
+        points = np.array([brentq(lambda r: spherical_jn(l, r), points[m], points[m + 1])
+                           for m in range(len(points) - 1)])
+        zeros[l] = points[:num_roots]
+    return zeros.astype(np.float32).astype(np.float64)
+
+
+class SphericalBasis(torch.nn.Module):
+    """DimeNet's 2-D spherical Fourier-Bessel basis of a triplet (plain torch, no sympy).
+
+    For edge length ``d`` (of ``k→j``) and triplet angle ``α``:
+
+        a_{l,n}(d, α) = u(d/c) · sqrt(2)/|j_{l+1}(z_{l,n})| · j_l(z_{l,n} d/c) · sqrt((2l+1)/4π) P_l(cos α)
+
+    with ``u`` the envelope, ``z_{l,n}`` the zeros of ``j_l`` and ``P_l`` the Legendre polynomials;
+    flattened as index ``l·K + n`` — the same numbers as torch-geometric's ``SphericalBasisLayer``,
+    which builds them with sympy (tens of seconds per model here).
+
+    Returns ``[T, L·K]``.
+    """
+
+    def __init__(self, num_spherical: int, num_radial: int, cutoff: float, envelope_exponent: int) -> None:
+        super().__init__()
+        from scipy.special import spherical_jn
+
+        self.num_spherical, self.num_radial, self.cutoff = num_spherical, num_radial, cutoff
+        self.envelope = _Envelope(envelope_exponent)
+        zeros = _spherical_bessel_zeros(num_spherical, num_radial)
+        orders = np.arange(num_spherical)[:, None]
+        norm = np.sqrt(2.0) / np.abs(spherical_jn(orders + 1, zeros))
+        prefactor = np.sqrt((2 * np.arange(num_spherical) + 1) / (4 * np.pi))
+        self.register_buffer("zeros", torch.from_numpy(zeros), persistent=False)
+        self.register_buffer("norm", torch.from_numpy(norm), persistent=False)
+        self.register_buffer("prefactor", torch.from_numpy(prefactor), persistent=False)
+
+    def forward(self, dist: torch.Tensor, angle: torch.Tensor, idx_kj: torch.Tensor) -> torch.Tensor:
+        L, K = self.num_spherical, self.num_radial
+        x = dist.double() / self.cutoff  # [E]
+        j = spherical_bessel(L, x[:, None, None] * self.zeros)  # [E, L, K, L]: all orders at each z_{l,n}
+        j = torch.diagonal(j, dim1=1, dim2=3).transpose(1, 2)  # [E, L, K]: order l at z_{l,n}
+        rbf = self.envelope(x)[:, None, None] * self.norm * j
+        cos = torch.cos(angle.double())
+        legendre = [torch.ones_like(cos), cos]
+        for l in range(1, L - 1):
+            legendre.append(((2 * l + 1) * cos * legendre[l] - l * legendre[l - 1]) / (l + 1))
+        cbf = torch.stack(legendre[:L], dim=-1) * self.prefactor  # [T, L]
+        return (rbf[idx_kj] * cbf[:, :, None]).reshape(-1, L * K).to(dist.dtype)
+
+
+class PeriodicDimeNetPlusPlus(torch.nn.Module):
+    """DimeNet++ (Gasteiger et al. 2020) on periodic bond graphs, as CDVAE's ``DimeNetPlusPlusWrap``.
+
+    Built from torch-geometric's DimeNet++ blocks (``BesselBasisLayer``, ``EmbeddingBlock``,
+    ``InteractionPPBlock``, ``OutputPPBlock``) with CDVAE's bias on the output blocks' ``lin_up``,
+    the unmasked envelope of torch-geometric 2.0.1 and :class:`SphericalBasis`; its state-dict
+    keys are those of ``torch_geometric.nn.models.DimeNetPlusPlus`` (plus the ``lin_up`` biases),
+    so CDVAE's ``encoder.*`` tensors load strictly.
+    """
+
+    def __init__(self, encoder: dict) -> None:
+        super().__init__()
+        from torch_geometric.nn.models.dimenet import (
+            BesselBasisLayer,
+            EmbeddingBlock,
+            InteractionPPBlock,
+            OutputPPBlock,
+        )
+        from torch_geometric.nn.resolver import activation_resolver
+
+        act = activation_resolver("swish")
+        h, L, K = encoder["hidden_channels"], encoder["num_spherical"], encoder["num_radial"]
+        self.cutoff = float(encoder["cutoff"])
+        self.rbf = BesselBasisLayer(K, self.cutoff, encoder["envelope_exponent"])
+        self.rbf.envelope = _Envelope(encoder["envelope_exponent"])
+        self.sbf = SphericalBasis(L, K, self.cutoff, encoder["envelope_exponent"])
+        self.emb = EmbeddingBlock(K, h, act)
+        self.output_blocks = torch.nn.ModuleList()
+        for _ in range(encoder["num_blocks"] + 1):
+            block = OutputPPBlock(K, h, encoder["out_emb_channels"], encoder["num_targets"],
+                                  encoder["num_output_layers"], act)
+            block.lin_up = torch.nn.Linear(h, encoder["out_emb_channels"], bias=True)
+            self.output_blocks.append(block)
+        self.interaction_blocks = torch.nn.ModuleList(
+            InteractionPPBlock(h, encoder["int_emb_size"], encoder["basis_emb_size"], L, K,
+                               encoder["num_before_skip"], encoder["num_after_skip"], act)
+            for _ in range(encoder["num_blocks"])
+        )
+
+    def forward(self, atom_types: torch.Tensor, edge_index: torch.Tensor, edge_vec: torch.Tensor,
+                batch: torch.Tensor, num_graphs: int) -> torch.Tensor:
+        """Per-crystal mean of the per-atom outputs ``P_i`` (standardised units).
+
+        Args:
+            atom_types: ``[N]`` atomic numbers.
+            edge_index: ``[2, E]`` (source j, target i).
+            edge_vec: ``[E, 3]`` ``r_ji = x_j + n·L − x_i`` (Å).
+            batch: ``[N]`` crystal index of each atom; num_graphs: ``B``.
+
+        Returns:
+            ``[B, num_targets]``.
+        """
+        num_nodes = atom_types.numel()
+        j, i = edge_index
+        idx_kj, idx_ji = triplets(edge_index, num_nodes)
+        dist = edge_vec.norm(dim=-1)
+        r_ji, r_kj = edge_vec[idx_ji], edge_vec[idx_kj]
+        angle = torch.atan2(torch.linalg.cross(r_ji, r_kj).norm(dim=-1), (r_ji * r_kj).sum(dim=-1))
+
+        rbf = self.rbf(dist)
+        sbf = self.sbf(dist, angle, idx_kj)
+        x = self.emb(atom_types, rbf, i, j)
+        P = self.output_blocks[0](x, rbf, i, num_nodes=num_nodes)
+        for interaction, output in zip(self.interaction_blocks, self.output_blocks[1:]):
+            x = interaction(x, rbf, sbf, idx_kj, idx_ji)
+            P = P + output(x, rbf, i, num_nodes=num_nodes)
+        total = torch.zeros(num_graphs, P.shape[1], dtype=P.dtype, device=P.device).index_add_(0, batch, P)
+        counts = torch.bincount(batch, minlength=num_graphs).clamp(min=1).to(P.dtype)
+        return total / counts[:, None]
 
 
 def _collate(graphs: Sequence[CrystalGraph], device: torch.device):
@@ -613,7 +699,7 @@ class PropertyPredictor:
         steps = range(0, len(present), batch_size)
         for s in tqdm(steps, desc=f"DimeNet++ ({self.dataset})", disable=not progress or len(steps) < 2):
             idx = present[s:s + batch_size]
-            pred = _dimenet_periodic(self.model, *_collate([graphs[n] for n in idx], self.device))
+            pred = self.model(*_collate([graphs[n] for n in idx], self.device))
             out[idx] = pred[:, 0].double().cpu().numpy() * self.std + self.mean
         return out
 
@@ -651,6 +737,6 @@ def load_cdvae_predictor(dataset: str, device: str | torch.device = "cpu", *, ni
     if metadata.get("format") != str(CACHE_FORMAT):
         raise ValueError(f"{path}: cache format {metadata.get('format')} != {CACHE_FORMAT}")
     means, stds = tensors.pop("scaler.means"), tensors.pop("scaler.stds")
-    model = _build_dimenet(json.loads(metadata["encoder"]))
+    model = PeriodicDimeNetPlusPlus(json.loads(metadata["encoder"]))
     model.load_state_dict(tensors, strict=True)
     return PropertyPredictor(model, metadata, float(means[0]), float(stds[0]), device=device, niggli=niggli)

