@@ -16,6 +16,11 @@ _LAZY = {
     "collate": "tgdmat.crystal",
     "structure_to_data": "tgdmat.crystal",
     "data_to_structure": "tgdmat.crystal",
+    "from_pretrained": "tgdmat.sample",
+    "CrystalGenerator": "tgdmat.sample",
+    "preset": "tgdmat.config",
+    "Config": "tgdmat.config",
+    "train": "tgdmat.train",
 }
 
 

@@ -257,7 +257,10 @@ class D3PM(nn.Module):
 
     # ------------------------------------------------------------------ posteriors
     def _posterior(self, log_p0: Tensor, x_t: Tensor, t: int | Tensor, s: int | Tensor) -> Tensor:
-        """``log( [Q_{s→t}]_{·, x_t} ⊙ [p0 Q̄_s] )`` normalised over ``x_s``, ``[N, K']``."""
+        """``log( [Q_{s→t}]_{·, x_t} ⊙ [p0 Q̄_s] )`` normalised over ``x_s``, ``[N, K']``.
+
+        ``log_p0`` ``[N, K']`` holds ``log p0(x_0)`` (mask column −inf); ``p0`` need not sum to 1.
+        """
         n = log_p0.shape[0]
         x_t = self._states(x_t, "x_t", self.num_states)
         if x_t.shape[0] != n:
@@ -275,11 +278,14 @@ class D3PM(nn.Module):
         col = torch.where(onehot_t, torch.exp(log_r), torch.zeros((), dtype=dtype, device=log_r.device))
         col = col + (-torch.expm1(log_r)) * pi[x_t].unsqueeze(-1)
         log_col = torch.log(col)
-        # log(p0 Q̄_s) = log(ᾱ_s p0 + (1 − ᾱ_s) π), without logaddexp on two −inf for absorbing.
+        # log(p0 Q̄_s) = log(ᾱ_s p0 + (1 − ᾱ_s) (Σ p0) π); p0 may be unnormalised (reverse="marginal").
+        # Written so that no logaddexp sees two −inf (absorbing) and gradients stay finite.
         if self.kind == "uniform":
-            log_b = torch.logaddexp(log_abar_s + log_p0, log_1m_abar_s + torch.log(pi))
+            log_mass = torch.logsumexp(log_p0, dim=-1, keepdim=True)
+            log_b = torch.logaddexp(log_abar_s + log_p0, log_1m_abar_s + log_mass + torch.log(pi))
         else:
-            log_b = torch.cat([log_abar_s + log_p0[:, :-1], log_1m_abar_s], dim=1)
+            log_mass = torch.logsumexp(log_p0[:, :-1], dim=-1, keepdim=True)
+            log_b = torch.cat([log_abar_s + log_p0[:, :-1], log_1m_abar_s + log_mass], dim=1)
         return torch.log_softmax(log_col + log_b, dim=-1)
 
     def posterior_logits(self, x0: Tensor, x_t: Tensor, t: int | Tensor, s: int | Tensor) -> Tensor:

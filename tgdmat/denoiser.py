@@ -332,11 +332,11 @@ class CSPLayer(nn.Module):
         w = self.edge_in.weight
         w_i, w_j = w[:, :hd], w[:, hd:2 * hd]
         w_g, w_f = w[:, 2 * hd:2 * hd + self.lattice_dim], w[:, 2 * hd + self.lattice_dim:]
-        node_i = F.linear(x, w_i, self.edge_in.bias)                       # [N, H]
+        # per-node parts: W_i h_i + W_g g(L_b(i)) + bias, and W_j h_j
+        node_i = F.linear(x, w_i, self.edge_in.bias) + F.linear(lat_feat, w_g)[node_graph]
         node_j = F.linear(x, w_j)                                          # [N, H]
-        lat = F.linear(lat_feat, w_g)                                      # [B, H]
         pre = F.linear(fourier, w_f)                                       # [E, H]
-        pre = pre + node_i[src] + node_j[dst] + lat[node_graph][src]
+        pre = pre.add_(node_i.index_select(0, src)).add_(node_j.index_select(0, dst))
         msg = F.silu(self.edge_out(F.silu(pre)))                           # m_ij  [E, H]
         agg = _mean_by_index(msg, src, counts[node_graph])                 # [N, H]
         return h + self.dropout(self.node_mlp(torch.cat([x, agg], dim=-1)))

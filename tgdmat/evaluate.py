@@ -135,10 +135,15 @@ def read_generated(path: str | os.PathLike) -> list[Entry]:
     return [_entry_from_obj(v, k, f"{path} entry {k!r}") for k, v in items]
 
 
-def load_split(dataset: str, split: str):
-    """The reference split as a :class:`tgdmat.data.CrystalDataset` (canonical structures)."""
-    from tgdmat.data import load_dataset
+def load_split(dataset: str, split: str, reference: str | os.PathLike | None = None):
+    """The reference crystals as a :class:`tgdmat.data.CrystalDataset` (canonical structures).
 
+    ``reference``: a CDVAE-format CSV to use instead of the shipped ``<dataset>/<split>`` file.
+    """
+    from tgdmat.data import load_csv, load_dataset
+
+    if reference is not None:
+        return load_csv(reference, dataset=dataset, split=split, progress=False)
     return load_dataset(dataset, split, progress=False)
 
 
@@ -208,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, choices=["perov_5", "carbon_24", "mp_20"],
                    help="benchmark data set the crystals were generated for (sets the COV cut-offs)")
     p.add_argument("--split", default="test", help="reference split to compare with (default: test)")
+    p.add_argument("--reference", default=None, metavar="CSV",
+                   help="a CDVAE-format CSV (material_id, cif, property columns) to compare with "
+                        "instead of the shipped split, e.g. a downloaded MP-20 test.csv")
     p.add_argument("--task", choices=["gen", "csp"], default="gen",
                    help="gen: generation metrics (default); csp: match rate / RMSE per target id")
     p.add_argument("--out", default=None,
@@ -246,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         entries = read_generated(args.generated)
     except InputError as err:
         parser.error(str(err))
-    ref = load_split(args.dataset, args.split)
+    ref = load_split(args.dataset, args.split, args.reference)
     if args.limit_test is not None:
         ref = ref.subset(range(min(args.limit_test, len(ref))))
     timings["load"] = time.perf_counter() - t0
@@ -295,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         "input": str(Path(args.generated).resolve()),
         "dataset": args.dataset,
         "split": args.split,
+        "reference_file": str(Path(ref.path).resolve()),
         "n_reference": len(ref),
         "n_samples": n_samples,
         "n_unparsable_cif": len(parse_errors),

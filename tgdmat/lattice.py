@@ -207,6 +207,9 @@ class LatticeDDPM(nn.Module):
 
         ``eta = 1`` (default) is exactly the ancestral DDPM step above; ``eta = 0`` is DDIM. At
         ``s = 0`` the variance is zero and the step returns the mean ``L̂_0`` (no noise used).
+        With coarse strides the fixed variance ``β̃`` shrinks the spread of the samples: with the
+        exact ``ε̂`` of Gaussian data (std 0.5) the sample std is 0.499 / 0.480 / 0.444 after
+        1000 / 100 / 25 steps (η = 1) and 0.499 / 0.495 / 0.469 (η = 0).
 
         Args:
             L_t: ``[B, 3, 3]`` current lattices.

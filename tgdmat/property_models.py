@@ -45,14 +45,11 @@ trained with. The prediction is the mean of the per-atom outputs ``P_i`` rescale
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import importlib.metadata
 import json
-import math
 import multiprocessing
 import os
-import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +73,8 @@ __all__ = [
     "canonicalise_like_cdvae",
     "convert_checkpoint",
     "load_cdvae_predictor",
+    "load_graphs",
+    "save_graphs",
     "triplets",
 ]
 
@@ -359,8 +358,8 @@ def build_graph(structure, niggli: bool = True) -> CrystalGraph:
     )
 
 
-def _structure_key(structure) -> str:
-    h = hashlib.sha256(f"graph-v{GRAPH_FORMAT}".encode())
+def _structure_key(structure, niggli: bool) -> str:
+    h = hashlib.sha256(f"graph-v{GRAPH_FORMAT}-niggli{int(niggli)}".encode())
     h.update(np.asarray(structure.atomic_numbers, dtype=np.int64).tobytes())
     h.update(np.ascontiguousarray(structure.frac_coords, dtype=np.float64).tobytes())
     h.update(np.ascontiguousarray(structure.lattice.matrix, dtype=np.float64).tobytes())
@@ -376,6 +375,48 @@ def _graph_job(args: tuple[np.ndarray, np.ndarray, np.ndarray, bool]) -> Crystal
         return build_graph(Structure(Lattice(lattice), numbers.tolist(), frac), niggli=niggli)
     except Exception as exc:  # reported per structure by the caller
         return f"{type(exc).__name__}: {exc}"
+
+
+def save_graphs(path: str | os.PathLike, graphs: Sequence[CrystalGraph | str]) -> None:
+    """Write graphs (or error messages, for structures that failed) to one ``.npz`` (no pickles)."""
+    ok = [g for g in graphs if isinstance(g, CrystalGraph)]
+    arrays = {
+        "format": np.array(GRAPH_FORMAT),
+        "failed": np.array([not isinstance(g, CrystalGraph) for g in graphs], dtype=bool),
+        "errors": np.array([g if isinstance(g, str) else "" for g in graphs], dtype=str),
+        "num_atoms": np.array([g.num_atoms for g in ok], dtype=np.int64),
+        "num_edges": np.array([g.num_edges for g in ok], dtype=np.int64),
+        "atom_types": np.concatenate([g.atom_types for g in ok]) if ok else np.zeros(0, np.int64),
+        "frac_coords": np.concatenate([g.frac_coords for g in ok]) if ok else np.zeros((0, 3)),
+        "lattices": np.stack([g.lattice for g in ok]) if ok else np.zeros((0, 3, 3)),
+        "edge_index": np.concatenate([g.edge_index for g in ok], axis=1) if ok else np.zeros((2, 0), np.int64),
+        "to_jimages": np.concatenate([g.to_jimages for g in ok]) if ok else np.zeros((0, 3), np.int64),
+    }
+    path = Path(path)
+    tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_graphs(path: str | os.PathLike) -> list[CrystalGraph | str]:
+    """Read :func:`save_graphs` output: a graph per structure, or the error message where it failed."""
+    with np.load(path, allow_pickle=False) as z:
+        if int(z["format"]) != GRAPH_FORMAT:
+            raise ValueError(f"{path}: graph cache format {int(z['format'])} != {GRAPH_FORMAT}")
+        a = {k: z[k] for k in z.files}
+    atom_end, edge_end = np.cumsum(a["num_atoms"]), np.cumsum(a["num_edges"])
+    out: list[CrystalGraph | str] = []
+    g = 0
+    for failed, message in zip(a["failed"], a["errors"]):
+        if failed:
+            out.append(str(message))
+            continue
+        n0, n1 = atom_end[g] - a["num_atoms"][g], atom_end[g]
+        e0, e1 = edge_end[g] - a["num_edges"][g], edge_end[g]
+        out.append(CrystalGraph(a["atom_types"][n0:n1], a["frac_coords"][n0:n1], a["lattices"][g],
+                                a["edge_index"][:, e0:e1], a["to_jimages"][e0:e1]))
+        g += 1
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -632,35 +673,43 @@ class PropertyPredictor:
 
     # -- graphs ---------------------------------------------------------------------------
     def graphs(self, structures: Sequence, *, num_workers: int | None = None, progress: bool = True,
-               on_error: str = "raise") -> list[CrystalGraph | None]:
-        """CrystalNN graphs of ``structures`` (memoised per structure); ``None`` where one failed
-        and ``on_error="nan"``; with ``on_error="raise"`` a :class:`GraphBuildError` names the index."""
+               on_error: str = "raise", cache: bool = True) -> list[CrystalGraph | None]:
+        """CrystalNN graphs of ``structures``.
+
+        Graphs are memoised per structure in memory and, with ``cache=True``, the whole list is
+        stored as one ``.npz`` under ``cache_dir("property_models", "graphs")`` keyed by the
+        sha256 of the inputs (so the reference test set is built once). A structure CrystalNN
+        cannot handle gives ``None`` with ``on_error="nan"``, else a :class:`GraphBuildError`
+        naming its index.
+        """
         from tqdm.auto import tqdm
 
         if on_error not in ("raise", "nan"):
             raise ValueError(f"on_error must be 'raise' or 'nan', got {on_error!r}")
-        keys = [_structure_key(s) for s in structures]
-        todo = [n for n, k in enumerate(keys) if k not in self._graphs]
-        todo = list(dict.fromkeys(todo))
-        unique: dict[str, int] = {}
-        for n in todo:
-            unique.setdefault(keys[n], n)
-        jobs = list(unique.values())
         for n, s in enumerate(structures):
             if max(s.atomic_numbers, default=0) > _MAX_Z:
                 raise ValueError(f"structure {n} ({s.composition.reduced_formula}): atomic numbers above {_MAX_Z} "
                                  "are outside DimeNet++'s embedding")
+        keys = [_structure_key(s, self.niggli) for s in structures]
+        errors: dict[str, str] = {}
+        disk = None
+        if cache and keys:
+            disk = cache_dir("property_models", "graphs") / f"{hashlib.sha256(''.join(keys).encode()).hexdigest()}.npz"
+            if disk.is_file():
+                for key, graph in zip(keys, load_graphs(disk)):
+                    self._store(key, graph, errors)
+        jobs = list({k: n for n, k in reversed(list(enumerate(keys))) if k not in self._graphs and k not in errors}.values())
+        jobs.sort()
         if num_workers is None:
             num_workers = min(2, os.cpu_count() or 1) if len(jobs) >= 64 else 1
         args = [(np.asarray(structures[n].atomic_numbers), np.asarray(structures[n].frac_coords, dtype=np.float64),
                  np.asarray(structures[n].lattice.matrix, dtype=np.float64), self.niggli) for n in jobs]
         bar = tqdm(total=len(jobs), desc=f"CrystalNN graphs ({self.dataset})", disable=not progress or not jobs)
-        errors: dict[str, str] = {}
-        if num_workers > 1:
+        if num_workers > 1 and len(jobs) > 1:
             ctx = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
-                results = pool.map(_graph_job, args, chunksize=max(1, min(32, len(args) // (8 * num_workers))))
-                for n, result in zip(jobs, results):
+                chunk = max(1, min(16, len(args) // (8 * num_workers)))
+                for n, result in zip(jobs, pool.map(_graph_job, args, chunksize=chunk)):
                     self._store(keys[n], result, errors)
                     bar.update()
         else:
@@ -668,15 +717,14 @@ class PropertyPredictor:
                 self._store(keys[n], _graph_job(a), errors)
                 bar.update()
         bar.close()
-        out: list[CrystalGraph | None] = []
-        for n, k in enumerate(keys):
-            if k in errors:
-                if on_error == "raise":
+        out = [None if k in errors else self._graphs[k] for k in keys]
+        if disk is not None and jobs:
+            save_graphs(disk, [errors.get(k) if g is None else g for k, g in zip(keys, out)])
+        if on_error == "raise":
+            for n, k in enumerate(keys):
+                if k in errors:
                     raise GraphBuildError(
                         f"structure {n} ({structures[n].composition.reduced_formula}): CrystalNN failed: {errors[k]}")
-                out.append(None)
-            else:
-                out.append(self._graphs[k])
         return out
 
     def _store(self, key: str, result: CrystalGraph | str, errors: dict[str, str]) -> None:
@@ -704,7 +752,7 @@ class PropertyPredictor:
         return out
 
     def predict(self, structures: Sequence, batch_size: int = 256, *, num_workers: int | None = None,
-                progress: bool = True, on_error: str = "raise") -> np.ndarray:
+                progress: bool = True, on_error: str = "raise", cache: bool = True) -> np.ndarray:
         """Predict the property of each structure.
 
         Args:
@@ -713,11 +761,12 @@ class PropertyPredictor:
             num_workers: processes for CrystalNN (default: 2 when there are ≥ 64 new structures).
             progress: show tqdm bars.
             on_error: ``"raise"`` (default) or ``"nan"`` for structures CrystalNN cannot handle.
+            cache: keep the graphs of this list on disk (see :meth:`graphs`).
 
         Returns:
             ``[n]`` float64 array in the property's units.
         """
-        graphs = self.graphs(structures, num_workers=num_workers, progress=progress, on_error=on_error)
+        graphs = self.graphs(structures, num_workers=num_workers, progress=progress, on_error=on_error, cache=cache)
         return self.predict_graphs(graphs, batch_size=batch_size, progress=progress)
 
 

@@ -35,11 +35,13 @@ def parallel_map(
     desc: str | None = None,
     progress: bool = True,
     chunksize: int | None = None,
+    on_result: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
     """Return ``[fn(x) for x in items]``, computed on ``workers`` processes.
 
     ``fn`` must be a module-level function (it is pickled by name). Results come back in input
-    order. ``workers=None`` means :func:`default_workers`; ``workers<=1`` or fewer than
+    order; ``on_result(i, result)``, if given, is called in this process as each result arrives
+    (e.g. to cache it, so an interrupted run keeps its work). ``workers=None`` means :func:`default_workers`; ``workers<=1`` or fewer than
     ``MIN_ITEMS_FOR_POOL`` items run serially in this process.
     """
     from tqdm.auto import tqdm
@@ -52,8 +54,10 @@ def parallel_map(
             out = []
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                for x in items:
+                for i, x in enumerate(items):
                     out.append(fn(x))
+                    if on_result is not None:
+                        on_result(i, out[-1])
                     bar.update(1)
             return out
         if chunksize is None:
@@ -61,8 +65,10 @@ def parallel_map(
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as ex:
             out = []
-            for r in ex.map(fn, items, chunksize=chunksize):
+            for i, r in enumerate(ex.map(fn, items, chunksize=chunksize)):
                 out.append(r)
+                if on_result is not None:
+                    on_result(i, r)
                 bar.update(1)
             return out
     finally:

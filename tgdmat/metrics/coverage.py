@@ -189,12 +189,15 @@ def compute_fingerprints(
                 _store(i, hit, f_struct, f_comp, ok)
                 continue
         todo.append(i)
-    results = parallel_map(fingerprint_one, [structures[i] for i in todo], workers=workers,
-                           desc=desc, progress=progress)
-    for i, res in zip(todo, results):
+
+    def keep(j: int, res) -> None:
+        i = todo[j]
         _store(i, res, f_struct, f_comp, ok)
         if root is not None:
             _cache_save(_cache_path(root, keys[i]), *res)
+
+    parallel_map(fingerprint_one, [structures[i] for i in todo], workers=workers, desc=desc,
+                 progress=progress, on_result=keep)
     stats = {"n": n, "cache_hits": n_hit, "computed": len(todo),
              "failed": int(sum(s is not None for s in structures) - ok.sum())}
     return Fingerprints(f_struct, f_comp, ok, stats)

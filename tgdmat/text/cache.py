@@ -179,7 +179,8 @@ def encode_cached(encoder, texts: Sequence[str], batch_size: int = 32,
     if isinstance(texts, str):
         raise TypeError("encode_cached() takes a list of texts; wrap a single prompt as [text]")
     texts = list(texts)
-    cache = cache or cache_for(encoder)
+    if cache is None:
+        cache = cache_for(encoder)
     digests = [text_digest(t) for t in texts]
     missing: dict[bytes, str] = {}
     for d, t in zip(digests, texts):

@@ -90,11 +90,11 @@ _NUMBER = re.compile(
 )
 
 _PROP_ALT = "|".join(sorted((re.escape(k) for k in _PROPERTY_NAMES), key=len, reverse=True))
-_RE_FORMULA = re.compile(r"^the (?:chemical |reduced )?formula is (?P<v>.*)$", re.I)
-_RE_ELEMENTS = re.compile(r"^the (?:chemical )?elements? (?:are|is) (?P<v>.*)$", re.I)
-_RE_SPACEGROUP = re.compile(r"^the space[ _-]?group(?: number)? is (?P<v>.*)$", re.I)
-_RE_SYSTEM = re.compile(r"^the crystal system is (?P<v>.*)$", re.I)
-_RE_PROPERTY = re.compile(rf"^the (?P<name>{_PROP_ALT}) is (?P<v>.*)$", re.I)
+_RE_FORMULA = re.compile(r"^the (?:chemical |reduced )?formula is\b\s*(?P<v>.*)$", re.I)
+_RE_ELEMENTS = re.compile(r"^the (?:chemical )?elements? (?:are|is)\b\s*(?P<v>.*)$", re.I)
+_RE_SPACEGROUP = re.compile(r"^the space[ _-]?group(?: number)? is\b\s*(?P<v>.*)$", re.I)
+_RE_SYSTEM = re.compile(r"^the crystal system is\b\s*(?P<v>.*)$", re.I)
+_RE_PROPERTY = re.compile(rf"^the (?P<name>{_PROP_ALT}) is\b\s*(?P<v>.*)$", re.I)
 _RE_ROBOCRYS = re.compile(
     r"^(?P<formula>\S+) (?:is .+ structured and )?crystallizes in the "
     r"(?P<system>[A-Za-z]+) (?P<symbol>\S+) space group$"

@@ -1,0 +1,246 @@
+"""TGDMat: the denoiser wired to the three diffusion processes, with text in every step.
+
+A crystal ``M_0 = (L_0, F_0, A_0)`` is noised jointly at one time ``t ~ U{1..T}``:
+
+    L_t = sqrt(ᾱ_t) L_0 + sqrt(1 − ᾱ_t) ε_L                 (DDPM, :mod:`tgdmat.lattice`)
+    F_t = w(F_0 + σ_t ε_F)                                    (wrapped normal, :mod:`tgdmat.torus`)
+    A_t ~ q(A_t | A_0) = Cat(A_0 Q̄_t)                         (D3PM, :mod:`tgdmat.d3pm`; generation only)
+
+and one network ``φ(L_t, F_t, A_t, t, c)`` (:class:`tgdmat.denoiser.CSPDenoiser`) predicts
+``(ε̂_L, ŝ_F, p̂(A_0))`` from the conditioning vector ``c`` of the prompt
+(:mod:`tgdmat.conditioning`). The training loss is
+
+    L = λ_L ‖ε̂_L − ε_L‖² + λ_F ‖ŝ_F − ∇log q(F_t|F_0)/sqrt(λ_t)‖² + λ_A (L_vb + λ_ce L_ce),
+
+and sampling runs the reverse chain from ``L_T ~ N(0, I)``, ``F_T ~ U[0,1)``, ``A_T`` = mask,
+with a Langevin corrector on ``F`` before every predictor step (DiffCSP's predictor–corrector)
+and optional classifier-free guidance ``x̂ = x̂_∅ + w (x̂_c − x̂_∅)``. In CSP mode the atom types are
+given and never diffused.
+
+This module knows no optimiser and no files: :mod:`tgdmat.train` trains it,
+:mod:`tgdmat.sample` turns its outputs into pymatgen ``Structure`` objects.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from tgdmat.conditioning import FactsBatch, FactsEncoder
+from tgdmat.config import ModelConfig
+from tgdmat.d3pm import D3PM
+from tgdmat.denoiser import CSPDenoiser, DenoiserOutput
+from tgdmat.lattice import LatticeDDPM, strided_timesteps
+from tgdmat.torus import TorusVE
+
+NUM_ELEMENTS = 100
+
+
+@dataclass
+class Noise:
+    """All randomness of one training step for ``B`` crystals / ``N`` atoms.
+
+    Drawn for a whole (global) batch so that data-parallel ranks can slice the same draw
+    (:meth:`select`); a 2-process run then sees exactly the noise of a 1-process run.
+    """
+
+    t: Tensor  # [B] long in 1..T
+    eps_lattice: Tensor  # [B, 3, 3]
+    eps_frac: Tensor  # [N, 3]
+    type_uniform: Tensor  # [N] uniform draws for the categorical q(A_t | A_0) (gen), else empty
+    drop_cond: Tensor  # [B] bool
+
+    def select(self, crystals: Tensor, atoms: Tensor) -> "Noise":
+        return Noise(
+            self.t[crystals],
+            self.eps_lattice[crystals],
+            self.eps_frac[atoms],
+            self.type_uniform[atoms] if self.type_uniform.numel() else self.type_uniform,
+            self.drop_cond[crystals],
+        )
+
+
+class TGDMat(nn.Module):
+    """The joint diffusion model.
+
+    Args:
+        cfg: :class:`tgdmat.config.ModelConfig`.
+        text_dim: width of the sentence embeddings (0 for ``prompt="none"``).
+        property_mean, property_std: training-split statistics of the data set's properties
+            (``"text+facts"`` conditioning only).
+    """
+
+    def __init__(self, cfg: ModelConfig, text_dim: int, property_mean=None, property_std=None,
+                 property_names=None):
+        super().__init__()
+        self.cfg = cfg
+        self.text_dim = int(text_dim)
+        T = cfg.num_steps
+        self.lattice = LatticeDDPM(T, cfg.lattice_schedule)
+        self.torus = TorusVE(T, cfg.sigma_begin, cfg.sigma_end)
+        self.types = D3PM(NUM_ELEMENTS, T, kind=cfg.type_kind) if cfg.task == "gen" else None
+        self.facts = None
+        cond_dim = max(self.text_dim, 1)
+        if cfg.conditioning == "text+facts":
+            if property_names is None:
+                raise ValueError("text+facts conditioning needs property_names, property_mean and property_std")
+            self.facts = FactsEncoder(property_names, property_mean, property_std, dim=cfg.facts_dim)
+            cond_dim = self.text_dim + cfg.facts_dim
+        num_in = self.types.num_states if self.types is not None else NUM_ELEMENTS
+        den_cfg = dataclasses.replace(
+            cfg.denoiser, cond_dim=cond_dim, num_atom_types=num_in, predict_types=cfg.task == "gen"
+        )
+        self.denoiser = CSPDenoiser(den_cfg)
+
+    @property
+    def num_steps(self) -> int:
+        return self.cfg.num_steps
+
+    # ------------------------------------------------------------------ conditioning
+    def condition(self, text_emb: Tensor | None, facts: FactsBatch | None) -> Tensor | None:
+        """``c`` ``[B, cond_dim]`` from a sentence embedding ``[B, d]`` and parsed facts (or ``None``)."""
+        if self.cfg.prompt == "none" or (text_emb is None and facts is None):
+            return None
+        parts = []
+        if text_emb is not None:
+            parts.append(text_emb)
+        if self.facts is not None:
+            if facts is None:
+                raise ValueError("this model conditions on parsed facts: pass facts=FactsBatch(...)")
+            parts.append(self.facts(facts))
+        return torch.cat(parts, dim=-1)
+
+    # ------------------------------------------------------------------ training
+    def draw_noise(self, batch, generator: torch.Generator | None = None) -> Noise:
+        """Draw the randomness of one training step for ``batch`` (a torch-geometric Batch)."""
+        dev = batch.frac_coords.device
+        B, N = batch.num_graphs, batch.frac_coords.shape[0]
+        t = torch.randint(1, self.num_steps + 1, (B,), generator=generator, device=dev)
+        eps_l = torch.randn(B, 3, 3, generator=generator, device=dev)
+        eps_f = torch.randn(N, 3, generator=generator, device=dev)
+        unif = torch.rand(N, generator=generator, device=dev) if self.types is not None else torch.empty(0, device=dev)
+        drop = torch.rand(B, generator=generator, device=dev) < self.cfg.cond_drop_prob
+        return Noise(t, eps_l, eps_f, unif, drop)
+
+    def loss(self, batch, cond: Tensor | None, noise: Noise, norm: tuple[int, int] | None = None) -> dict[str, Tensor]:
+        """The joint loss on ``batch`` with the given noise draw.
+
+        Args:
+            batch: torch-geometric Batch (``atom_types`` Z, ``frac_coords``, ``lattice``, ``batch``).
+            cond: ``[B, cond_dim]`` or ``None`` (unconditional).
+            noise: from :meth:`draw_noise` (or a :meth:`Noise.select` slice of a global draw).
+            norm: ``(crystals, atoms)`` of the *global* batch when this is one rank's share of
+                it: each term is then a sum over this share divided by the global count, so
+                that summing (DDP averages, times world size) reproduces the global mean.
+        """
+        B, N = batch.num_graphs, batch.frac_coords.shape[0]
+        gB, gN = norm if norm is not None else (B, N)
+        a0 = batch.atom_types - 1  # class index = Z − 1
+        t_atom = noise.t[batch.batch]
+        L_t = self.lattice.q_sample(batch.lattice, noise.t, noise.eps_lattice)
+        F_t, target_f = self.torus.q_sample(batch.frac_coords, t_atom, noise.eps_frac)
+        if self.types is not None:
+            probs = self.types.q_probs(a0, t_atom)
+            cdf = probs.cumsum(-1)
+            a_t = torch.searchsorted(cdf, noise.type_uniform.unsqueeze(-1).clamp(max=1 - 1e-7) * cdf[:, -1:]).squeeze(-1)
+            a_t = a_t.clamp(max=probs.shape[-1] - 1)
+            types_in = a_t
+        else:
+            types_in = a0
+        drop = noise.drop_cond if cond is not None else None
+        out = self.denoiser(types_in, F_t, L_t, batch.batch, noise.t.float() / self.num_steps, cond, drop)
+        loss_l = ((out.lattice_eps - noise.eps_lattice) ** 2).sum() / (9 * gB)
+        loss_f = ((out.frac_score - target_f) ** 2).sum() / (3 * gN)
+        total = self.cfg.cost_lattice * loss_l + self.cfg.cost_coord * loss_f
+        result = {"lattice": loss_l, "coord": loss_f}
+        if self.types is not None:
+            parts = self.types.loss(out.type_logits[:, :NUM_ELEMENTS], a0, a_t, t_atom)
+            scale = N / gN
+            loss_a = parts["loss"] * scale
+            result.update(type=loss_a, type_ce=parts["ce"] * scale, type_vb=parts["vb"] * scale)
+            total = total + self.cfg.cost_type * loss_a
+        result["loss"] = total
+        return result
+
+    def forward(self, batch, cond: Tensor | None, noise: Noise, norm: tuple[int, int] | None = None):
+        """Same as :meth:`loss` (so that ``DistributedDataParallel`` can wrap the model)."""
+        return self.loss(batch, cond, noise, norm)
+
+    # ------------------------------------------------------------------ sampling
+    def _predict(self, types_in, F, L, batch_idx, t: int, cond, guidance: float) -> DenoiserOutput:
+        B = L.shape[0]
+        tt = torch.full((B,), t / self.num_steps, device=L.device)
+        if cond is None or guidance == 1.0:
+            return self.denoiser(types_in, F, L, batch_idx, tt, cond)
+        cond_out = self.denoiser(types_in, F, L, batch_idx, tt, cond)
+        null_out = self.denoiser(types_in, F, L, batch_idx, tt, None)
+
+        def mix(u, c):
+            return None if c is None else u + guidance * (c - u)
+
+        return DenoiserOutput(
+            mix(null_out.lattice_eps, cond_out.lattice_eps),
+            mix(null_out.frac_score, cond_out.frac_score),
+            mix(null_out.type_logits, cond_out.type_logits),
+        )
+
+    @torch.no_grad()
+    def sample(
+        self,
+        num_atoms: Tensor,
+        cond: Tensor | None,
+        atom_types: Tensor | None = None,
+        num_steps: int | None = None,
+        step_lr: float = 1e-5,
+        corrector: bool = True,
+        guidance_scale: float = 1.0,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Run the reverse chain for ``B`` crystals.
+
+        Args:
+            num_atoms: ``[B]`` long atoms per crystal.
+            cond: ``[B, cond_dim]`` or ``None`` (unconditional).
+            atom_types: ``[N]`` long atomic numbers Z for CSP (required when ``task="csp"``).
+            num_steps: network evaluations along the chain (``None`` = all ``T``; fewer use an
+                evenly strided schedule ending at ``t = 1``).
+            step_lr: Langevin corrector step size at ``σ_1``.
+            corrector: run the corrector before each predictor step (2 evaluations per step).
+            guidance_scale: classifier-free guidance weight ``w`` (1 = conditional only).
+            generator: a ``torch.Generator`` on the model's device for every random draw.
+
+        Returns:
+            ``(atom_types Z [N], frac_coords [N, 3], lattice [B, 3, 3])``.
+        """
+        dev = next(self.parameters()).device
+        num_atoms = num_atoms.to(dev)
+        B = num_atoms.shape[0]
+        batch_idx = torch.repeat_interleave(torch.arange(B, device=dev), num_atoms)
+        N = batch_idx.shape[0]
+        L = self.lattice.sample_prior(B, generator=generator, device=dev)
+        F = self.torus.sample_prior(N, generator=generator, device=dev)
+        if self.types is None:
+            if atom_types is None or atom_types.shape != (N,):
+                raise ValueError(f"CSP sampling needs atom_types [N]=[{N}] (atomic numbers)")
+            A = atom_types.to(dev).long() - 1
+        else:
+            A = self.types.sample_prior(N, generator=generator, device=dev)
+        grid = strided_timesteps(self.num_steps, num_steps or self.num_steps)  # [T, ..., 0]
+        from tqdm.auto import tqdm
+
+        for t, s in tqdm(list(zip(grid[:-1], grid[1:])), desc="sampling", disable=not progress, leave=False):
+            if corrector:
+                out = self._predict(A, F, L, batch_idx, t, cond, guidance_scale)
+                z = torch.randn(F.shape, generator=generator, device=dev) if s > 0 else torch.zeros_like(F)
+                F = self.torus.corrector_step(F, out.frac_score, t, step_lr, z)
+            out = self._predict(A, F, L, batch_idx, t, cond, guidance_scale)
+            zl = torch.randn(L.shape, generator=generator, device=dev) if s > 0 else None
+            zf = torch.randn(F.shape, generator=generator, device=dev) if s > 0 else None
+            L = self.lattice.p_step(L, out.lattice_eps, t, s, zl)
+            F = self.torus.predictor_step(F, out.frac_score, t, s, zf)
+            if self.types is not None:
+                A = self.types.p_sample(out.type_logits[:, :NUM_ELEMENTS], A, t, s, generator=generator)
+        return A + 1, F, L
