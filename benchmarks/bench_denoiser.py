@@ -119,6 +119,7 @@ def main() -> None:
 
     import torch
 
+    load_start = os.getloadavg()
     rows = []
     print(f"{'atoms':>5} {'mode':>6} {'edges':>7} {'fwd(no grad) s':>14} {'fwd s':>7} "
           f"{'bwd s':>7} {'step s':>7} {'peak inf MiB':>12} {'peak train MiB':>14}")
@@ -142,7 +143,8 @@ def main() -> None:
         commit=_commit(), seed=a.seed, threads=a.threads, repeats=a.repeats,
         versions=dict(python=platform.python_version(), torch=torch.__version__),
         hardware=dict(machine=platform.machine(), processor=platform.processor(),
-                      cpu_count=os.cpu_count(), loadavg_at_end=os.getloadavg()),
+                      cpu_count=os.cpu_count(), loadavg_at_start=load_start,
+                      loadavg_at_end=os.getloadavg()),
         results=rows,
     )
     out = Path(a.out)

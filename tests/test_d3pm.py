@@ -195,6 +195,9 @@ def test_q_sample_frequencies_match_q_probs(kind):
     # determinism: same generator seed, same draws
     x0 = torch.randint(0, K, (100,), generator=_gen(3))
     assert torch.equal(d.q_sample(x0, 7, _gen(4)), d.q_sample(x0, 7, _gen(4)))
+    u = torch.rand(100, generator=_gen(5))
+    assert torch.equal(d.q_sample(x0, 7, uniform=u), d.q_sample(x0, 7, uniform=u.clone()))
+    assert torch.equal(d.q_sample(x0, 0, uniform=u), x0)  # t = 0 is the clean data
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -274,6 +277,15 @@ def test_strided_reverse_chain_with_exact_posterior_recovers_data(kind):
             x = model.p_sample(logits, x, t, s, generator=g, final="sample")
         freq = torch.bincount(x, minlength=4).double() / n
         assert freq.numel() == 4 and torch.allclose(freq, data, atol=0.02), (steps, freq)
+
+
+def test_categorical_inverse_cdf_edges():
+    from tgdmat.d3pm import _categorical
+    p = torch.tensor([[0.0, 0.2, 0.0, 0.8, 0.0]]).expand(5, 5)
+    u = torch.tensor([0.0, 0.19999, 0.2, 0.9999999, 1.0])  # u = 1 exceeds the contract on purpose
+    assert _categorical(p, uniform=u).tolist() == [1, 1, 3, 3, 3]
+    freq = torch.bincount(_categorical(p[:1].expand(20000, 5), _gen(9)), minlength=5).double() / 20000
+    assert freq[0] == freq[2] == freq[4] == 0 and abs(float(freq[1]) - 0.2) < 0.015
 
 
 def test_bad_inputs_raise():

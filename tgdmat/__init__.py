@@ -20,7 +20,6 @@ _LAZY = {
     "CrystalGenerator": "tgdmat.sample",
     "preset": "tgdmat.config",
     "Config": "tgdmat.config",
-    "train": "tgdmat.train",
 }
 
 

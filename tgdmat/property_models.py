@@ -50,7 +50,10 @@ import importlib.metadata
 import json
 import multiprocessing
 import os
+import sys
+import warnings
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -705,17 +708,25 @@ class PropertyPredictor:
         args = [(np.asarray(structures[n].atomic_numbers), np.asarray(structures[n].frac_coords, dtype=np.float64),
                  np.asarray(structures[n].lattice.matrix, dtype=np.float64), self.niggli) for n in jobs]
         bar = tqdm(total=len(jobs), desc=f"CrystalNN graphs ({self.dataset})", disable=not progress or not jobs)
+        done = 0
         if num_workers > 1 and len(jobs) > 1:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
-                chunk = max(1, min(16, len(args) // (8 * num_workers)))
-                for n, result in zip(jobs, pool.map(_graph_job, args, chunksize=chunk)):
-                    self._store(keys[n], result, errors)
-                    bar.update()
-        else:
-            for n, a in zip(jobs, args):
+            # fork on Linux (works in scripts without a ``__main__`` guard; workers never touch
+            # torch); spawn elsewhere. A broken pool falls back to building serially.
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform == "linux" else "spawn"
+            try:
+                with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context(method)) as pool:
+                    chunk = max(1, min(16, len(args) // (8 * num_workers)))
+                    for n, result in zip(jobs, pool.map(_graph_job, args, chunksize=chunk)):
+                        self._store(keys[n], result, errors)
+                        bar.update()
+                        done += 1
+            except BrokenProcessPool as exc:
+                warnings.warn(f"CrystalNN worker pool failed ({exc}); building the remaining graphs serially",
+                              RuntimeWarning, stacklevel=2)
+        for n, a in list(zip(jobs, args))[done:]:
+            if keys[n] not in self._graphs and keys[n] not in errors:
                 self._store(keys[n], _graph_job(a), errors)
-                bar.update()
+            bar.update()
         bar.close()
         out = [None if k in errors else self._graphs[k] for k in keys]
         if disk is not None and jobs:

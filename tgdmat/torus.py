@@ -49,6 +49,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from tgdmat.lattice import _as_time
+
 __all__ = [
     "TorusVE",
     "wrap",
@@ -248,15 +250,7 @@ class TorusVE(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _time(self, t: int | Tensor, name: str = "t", allow_zero: bool = False) -> Tensor:
-        tt = torch.as_tensor(t, device=self.sigmas.device)
-        if tt.is_floating_point() or tt.is_complex() or tt.dtype == torch.bool:
-            raise ValueError(f"{name} must be an integer time step (int or integer tensor), got {tt.dtype}")
-        tt = tt.long()
-        lo = 0 if allow_zero else 1
-        if tt.numel() and (int(tt.min()) < lo or int(tt.max()) > self.num_steps):
-            raise ValueError(f"{name} must lie in [{lo}, {self.num_steps}], got range "
-                             f"[{int(tt.min())}, {int(tt.max())}]")
-        return tt
+        return _as_time(t, self.num_steps, name, self.sigmas.device, allow_zero)
 
     def sample_prior(self, num_atoms: int, generator: torch.Generator | None = None,
                      device: torch.device | str | None = None) -> Tensor:

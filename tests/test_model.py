@@ -1,0 +1,207 @@
+"""The joint model, the training loop (overfit, resume, data parallel) and the sampling API."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+import tgdmat
+from tgdmat.train import train
+from tgdmat.config import Config, SampleConfig, TrainConfig, preset
+from tgdmat.data import Splits
+from tgdmat.denoiser import DenoiserConfig
+from tgdmat.model import TGDMat
+
+TINY = DenoiserConfig(hidden_dim=32, num_layers=2, num_freqs=8, time_dim=16, cond_proj_dim=16)
+
+
+def tiny_config(task="csp", prompt="short", conditioning="text", **train_kw) -> Config:
+    cfg = preset("quick", task=task, prompt=prompt, conditioning=conditioning, denoiser=TINY, prompt_variants=2)
+    train = dict(epochs=2, batch_size=8, lr=3e-3, warmup_steps=2, eval_every=1, ema_decay=0.9, seed=0)
+    train.update(train_kw)
+    cfg.train = dataclasses.replace(cfg.train, **train)
+    cfg.sample = SampleConfig(num_steps=5, batch_size=64, seed=0)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def small_splits(perov_test):
+    # 24 training crystals, 8 held out: enough to exercise every code path in seconds
+    return Splits(
+        train=perov_test.subset(range(24), split="train(val-holdout)"),
+        val=perov_test.subset(range(24, 32), split="holdout(val)"),
+        test=perov_test.subset(range(32, 40)),
+        protocol="unit test",
+        seed=0,
+    )
+
+
+def _state(path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_loss_terms_and_noise_slicing(perov_test):
+    torch.manual_seed(0)
+    cfg = tiny_config(task="gen")
+    model = TGDMat(cfg.model, text_dim=8)
+    batch = perov_test.batch(range(6))
+    noise = model.draw_noise(batch, torch.Generator().manual_seed(1))
+    cond = model.condition(torch.randn(6, 8), None)
+    full = model.loss(batch, cond, noise)
+    assert set(full) >= {"loss", "lattice", "coord", "type"}
+    assert all(torch.isfinite(v) for v in full.values())
+    # the sum of the per-share losses over two halves equals the full-batch loss
+    halves = []
+    for part in (torch.tensor([0, 2, 4]), torch.tensor([1, 3, 5])):
+        atoms = torch.isin(batch.batch, part)
+        sub = perov_test.batch(part.tolist())
+        halves.append(model.loss(sub, cond[part], noise.select(part, atoms), norm=(6, batch.frac_coords.shape[0])))
+    for key in ("lattice", "coord", "type", "loss"):
+        assert torch.allclose(halves[0][key] + halves[1][key], full[key], atol=1e-5)
+
+
+def test_text_changes_the_prediction_and_facts_are_used(perov_test):
+    from tgdmat.conditioning import FactsBatch
+
+    torch.manual_seed(0)
+    cfg = tiny_config(conditioning="text+facts")
+    model = TGDMat(cfg.model, 8, property_mean=[1.0], property_std=[0.5], property_names=["heat_ref"])
+    batch = perov_test.batch(range(2))
+    noise = model.draw_noise(batch, torch.Generator().manual_seed(0))
+    noise.drop_cond[:] = False
+    emb = torch.randn(2, 8)
+    f1 = FactsBatch(torch.tensor([[1.0], [2.0]]), torch.ones(2, 1, dtype=torch.bool), torch.tensor([7, 3]), torch.tensor([221, 25]))
+    f2 = FactsBatch(torch.tensor([[1.5], [2.0]]), torch.ones(2, 1, dtype=torch.bool), torch.tensor([7, 3]), torch.tensor([221, 25]))
+    l1 = model.loss(batch, model.condition(emb, f1), noise)["loss"]
+    l2 = model.loss(batch, model.condition(emb, f2), noise)["loss"]
+    l3 = model.loss(batch, model.condition(emb + 1.0, f1), noise)["loss"]
+    assert not torch.isclose(l1, l2) and not torch.isclose(l1, l3)
+
+
+def test_tiny_model_overfits_eight_structures(perov_test, tmp_path):
+    torch.set_num_threads(1)
+    eight = perov_test.subset(range(8))
+    splits = Splits(train=eight, val=eight, test=eight, protocol="overfit", seed=0)
+    cfg = tiny_config(prompt="none", epochs=150, eval_every=1000, lr=5e-3, warmup_steps=5, ema_decay=0.5)
+    cfg.model = dataclasses.replace(cfg.model, denoiser=dataclasses.replace(TINY, hidden_dim=64), cond_drop_prob=0.0)
+    result = train(cfg, tmp_path / "overfit", splits=splits, device="cpu", progress=False)
+    losses = [h["train_loss"] for h in result.history]
+    first, last = np.mean(losses[:10]), np.mean(losses[-10:])
+    # stated factor: the mean loss of the last 10 epochs is at most half that of the first 10
+    assert last < 0.5 * first, (first, last)
+
+
+def test_resume_after_kill_equals_unbroken_run(small_splits, tmp_path):
+    cfg = tiny_config(epochs=3)
+    train(cfg, tmp_path / "unbroken", splits=small_splits, device="cpu", progress=False)
+    train(cfg, tmp_path / "broken", splits=small_splits, device="cpu", progress=False, stop_after_epochs=1)
+    first = _state(tmp_path / "broken" / "last.pt")
+    assert first["epoch"] == 0
+    result = train(cfg, tmp_path / "broken", splits=small_splits, device="cpu", progress=False)
+    assert result.epochs_run == 2  # epochs 2 and 3: none lost, none repeated
+    a, b = _state(tmp_path / "unbroken" / "last.pt"), _state(tmp_path / "broken" / "last.pt")
+    assert [h["epoch"] for h in __import__("json").loads(b["history"])] == [1, 2, 3]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for key in a["ema"]:
+        assert torch.equal(a["ema"][key], b["ema"][key]), key
+    # config, seed and commit travel with the checkpoint
+    assert Config.from_json(b["config"]) == cfg and b["seed"] == 0 and b["commit"]
+
+
+def test_resume_refuses_a_different_config(small_splits, tmp_path):
+    cfg = tiny_config(epochs=1)
+    train(cfg, tmp_path / "run", splits=small_splits, device="cpu", progress=False)
+    other = tiny_config(epochs=1, lr=1e-2)
+    with pytest.raises(ValueError, match="different config"):
+        train(other, tmp_path / "run", splits=small_splits, device="cpu", progress=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, cfg_json, splits, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        train(Config.from_json(cfg_json), out, splits=splits, device="cpu", progress=False)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_process_gloo_run_matches_one_process(small_splits, tmp_path):
+    import torch.multiprocessing as mp
+
+    cfg = tiny_config(epochs=2, batch_size=8)
+    cfg.model = dataclasses.replace(cfg.model, cond_drop_prob=0.3)
+    train(cfg, tmp_path / "one", splits=small_splits, device="cpu", progress=False)
+    mp.spawn(_ddp_worker, args=(2, _free_port(), cfg.to_json(), small_splits, str(tmp_path / "two")), nprocs=2, join=True)
+    one, two = _state(tmp_path / "one" / "last.pt"), _state(tmp_path / "two" / "last.pt")
+    for key in one["model"]:
+        assert torch.allclose(one["model"][key], two["model"][key], atol=1e-5, rtol=1e-4), key
+    h1, h2 = (__import__("json").loads(x["history"]) for x in (one, two))
+    for r1, r2 in zip(h1, h2):
+        assert r1["train_loss"] == pytest.approx(r2["train_loss"], rel=1e-4)
+        assert r1["holdout_loss"] == pytest.approx(r2["holdout_loss"], rel=1e-4)
+
+
+@pytest.fixture(scope="module")
+def trained(small_splits, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained")
+    paths = {}
+    for task in ("csp", "gen"):
+        cfg = tiny_config(task=task, epochs=1)
+        train(cfg, out / task, splits=small_splits, device="cpu", progress=False)
+        paths[task] = out / task / "best.pt"
+    return paths
+
+
+def test_sample_csp_keeps_composition(trained, perov_test):
+    gen = tgdmat.from_pretrained(trained["csp"], device="cpu")
+    assert not gen.model.training
+    targets = [perov_test[i].structure for i in range(3)]
+    prompts = [tgdmat.text.short_prompt(s, perov_test[i].properties, "perov_5") for i, s in enumerate(targets)]
+    out = gen.sample_csp(targets, prompts=prompts, n_samples=2, progress=False)
+    assert len(out) == 3 and all(len(o) == 2 for o in out)
+    for target, samples in zip(targets, out):
+        for s in samples:
+            assert s.composition == target.composition
+            assert np.isfinite(s.lattice.matrix).all() and s.volume > 0
+    again = gen.sample_csp(targets, prompts=prompts, n_samples=2, progress=False)
+    assert np.allclose(out[0][0].frac_coords, again[0][0].frac_coords)  # seeded
+    other = gen.sample_csp(targets, prompts=prompts, n_samples=2, progress=False, seed=5)
+    assert not np.allclose(out[0][0].frac_coords, other[0][0].frac_coords)
+    formula = gen.sample_csp(["SrTiO3"], n_samples=1, progress=False)[0][0]
+    assert formula.composition.reduced_formula == "SrTiO3" and len(formula) == 5
+
+
+def test_generate_uses_prompt_formula_and_training_counts(trained, tmp_path):
+    gen = tgdmat.from_pretrained(trained["gen"], device="cpu")
+    prompt = ("Below is a description of a bulk material. The chemical formula is SrTiO3. The elements are Sr, Ti, O. "
+              "The formation energy per atom is 0.5. The spacegroup number is 221. The crystal system is cubic. "
+              "Generate the material:")
+    out = gen.generate([prompt], n=3, progress=False, guidance_scale=2.0)
+    assert len(out) == 3 and all(len(s) == 5 for s in out)
+    assert all(np.isfinite(s.lattice.matrix).all() and s.volume > 0 for s in out)
+    assert all(1 <= site.specie.Z <= 100 for s in out for site in s)
+    free = gen.generate(None, n=4, progress=False)
+    assert [len(s) for s in free] == [5, 5, 5, 5]  # Perov-5: every training crystal has 5 atoms
+    paths = tgdmat.sample.write_cifs(free, tmp_path / "cif")
+    from pymatgen.core import Structure
+
+    assert Structure.from_file(paths[0]).composition == free[0].composition
+    with pytest.raises(ValueError):
+        gen.generate(["   "], n=1, progress=False)
+
+
+def test_checkpoints_load_without_pickle(trained):
+    ckpt = torch.load(trained["csp"], map_location="cpu", weights_only=True)
+    assert ckpt["format"] == 1 and isinstance(ckpt["config"], str)
