@@ -1,0 +1,158 @@
+"""Command line: ``python -m tgdmat {train, sample, csp, evaluate} --help``.
+
+Examples::
+
+    # train the quick CSP model on Perov-5 (train = official val minus a held-out slice)
+    python -m tgdmat train --dataset perov_5 --task csp --preset quick --out runs/perov_csp
+
+    # CSP benchmark on the official test split with one sample per crystal
+    python -m tgdmat csp --checkpoint runs/perov_csp/best.pt --split test --out results/csp_perov_5.json
+
+    # generate crystals from a prompt and write CIFs (+ samples.json for `evaluate`)
+    python -m tgdmat sample --checkpoint runs/perov_gen/best.pt --prompt "Below is ..." --n 8 --out samples/
+
+    # score generated crystals with the literature's metrics
+    python -m tgdmat evaluate --help
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+
+def _train(args) -> int:
+    from tgdmat.config import preset
+    from tgdmat.train import train
+
+    overrides = {k: v for k, v in {"prompt": args.prompt, "conditioning": args.conditioning,
+                                   "text_encoder": args.encoder}.items() if v is not None}
+    cfg = preset(args.preset, dataset=args.dataset, task=args.task, **overrides)
+    tr = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+                             "max_train": args.max_train, "num_threads": args.threads, "lr": args.lr,
+                             "bf16": args.bf16 or None}.items() if v is not None}
+    cfg.train = dataclasses.replace(cfg.train, **tr)
+    result = train(cfg, args.out, device=args.device, resume=not args.no_resume)
+    print(json.dumps({"out": str(result.out_dir), "best_epoch": result.best_epoch,
+                      "best_holdout_loss": result.best_holdout_loss, "epochs_run": result.epochs_run,
+                      "seconds": round(result.seconds, 1)}, indent=2))
+    return 0
+
+
+def _sample_overrides(args) -> dict:
+    return {k: v for k, v in {"num_steps": args.steps, "step_lr": args.step_lr, "guidance_scale": args.guidance,
+                              "seed": args.seed, "batch_size": args.batch_size}.items() if v is not None}
+
+
+def _sample(args) -> int:
+    from tgdmat.sample import from_pretrained, write_cifs
+
+    gen = from_pretrained(args.checkpoint, device=args.device)
+    prompts = list(args.prompt or [])
+    if args.prompts_file:
+        prompts += [ln.strip() for ln in Path(args.prompts_file).read_text().splitlines() if ln.strip()]
+    ov = _sample_overrides(args)
+    if gen.config.model.task == "csp":
+        if not args.formula:
+            raise SystemExit("this is a CSP model: give --formula (one per prompt), e.g. --formula SrTiO3")
+        preds = gen.sample_csp(args.formula, prompts=prompts or None, n_samples=args.n, **ov)
+        structures = [s for group in preds for s in group]
+        tags = [(f, p) for f, p in zip(args.formula, prompts or [None] * len(args.formula)) for _ in range(args.n)]
+    else:
+        structures = gen.generate(prompts or None, n=args.n, **ov)
+        tags = [(None, p) for p in (prompts or [None]) for _ in range(args.n if prompts else args.n)]
+    paths = write_cifs(structures, args.out)
+    records = [{"cif": s.to(fmt="cif"), "prompt": p, "formula": f, "file": str(path)}
+               for s, path, (f, p) in zip(structures, paths, tags)]
+    (Path(args.out) / "samples.json").write_text(json.dumps(records, indent=1))
+    print(f"wrote {len(paths)} CIFs and samples.json to {args.out}")
+    return 0
+
+
+def _csp(args) -> int:
+    from tgdmat.benchmark import csp_benchmark, write_result
+    from tgdmat.data import load_dataset
+    from tgdmat.sample import from_pretrained
+
+    gen = from_pretrained(args.checkpoint, device=args.device)
+    ds = load_dataset(gen.config.model.dataset, args.split)
+    result = csp_benchmark(gen, ds, n_samples=args.n, limit=args.limit, **_sample_overrides(args))
+    write_result(result, args.out)
+    m = result["metrics"]
+    print(f"{ds.name}/{args.split}: match rate {m['match_rate_pct']:.2f} %, RMSE {m['rmse']}, "
+          f"{result['n_targets']} targets × {args.n} samples → {args.out}")
+    return 0
+
+
+def _evaluate(argv) -> int:
+    from tgdmat.evaluate import main as evaluate_main
+
+    return int(evaluate_main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tgdmat", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model (checkpoints and logs in --out; resumes if present)")
+    t.add_argument("--dataset", default="perov_5", choices=["perov_5", "carbon_24", "mp_20"])
+    t.add_argument("--task", default="csp", choices=["csp", "gen"], help="csp: types given; gen: types diffused too")
+    t.add_argument("--preset", default="quick", choices=["quick", "paper"], help="quick: CPU minutes; paper: GPU")
+    t.add_argument("--out", required=True, help="run folder (last.pt, best.pt, log.csv, config.json)")
+    t.add_argument("--prompt", choices=["short", "long", "none"], help="prompt kind (default: short)")
+    t.add_argument("--conditioning", choices=["text", "text+facts"], help="text only, or text plus parsed facts")
+    t.add_argument("--encoder", help="text encoder: minilm (offline default) or matscibert")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--max-train", type=int, help="use only the first N training crystals")
+    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
+    t.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    t.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run folder")
+    t.set_defaults(func=_train)
+
+    def sampling_args(q):
+        q.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
+        q.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's config)")
+        q.add_argument("--step-lr", type=float, help="Langevin corrector step size")
+        q.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = none)")
+        q.add_argument("--seed", type=int)
+        q.add_argument("--batch-size", type=int)
+        q.add_argument("--device")
+
+    s = sub.add_parser("sample", help="sample crystals from prompts and write CIFs + samples.json")
+    sampling_args(s)
+    s.add_argument("--prompt", action="append", help="a prompt (repeatable)")
+    s.add_argument("--prompts-file", help="a text file with one prompt per line")
+    s.add_argument("--formula", action="append", help="CSP models: the composition for each prompt")
+    s.add_argument("--n", type=int, default=1, help="samples per prompt (or in total without prompts)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_sample)
+
+    c = sub.add_parser("csp", help="CSP benchmark of a checkpoint on a data split → results JSON")
+    sampling_args(c)
+    c.add_argument("--split", default="test")
+    c.add_argument("--n", type=int, default=1, help="samples per target (match@k)")
+    c.add_argument("--limit", type=int, help="only the first N targets")
+    c.add_argument("--out", required=True, help="results JSON path")
+    c.set_defaults(func=_csp)
+
+    sub.add_parser("evaluate", help="score generated crystals (see: python -m tgdmat evaluate --help)", add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "evaluate":
+        return _evaluate(argv[1:])
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
