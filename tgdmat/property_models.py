@@ -48,6 +48,7 @@ import base64
 import hashlib
 import importlib.metadata
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -472,16 +473,27 @@ class _Envelope(torch.nn.Module):
 
 
 def spherical_bessel(num_orders: int, x: torch.Tensor) -> torch.Tensor:
-    """Spherical Bessel functions ``j_0 … j_{L-1}`` at ``x``, ``[..., L]`` (upward recurrence).
+    """Spherical Bessel functions ``j_0 … j_{L-1}`` at ``x > 0``, ``[..., L]`` (use float64).
 
-    ``j_0 = sin x / x``, ``j_1 = sin x / x² − cos x / x``, ``j_{l+1} = (2l+1)/x · j_l − j_{l−1}``.
-    Evaluate in float64: the recurrence loses digits for ``x ≲ l``.
+    For ``x ≥ 2`` the upward recurrence ``j_0 = sin x / x``, ``j_1 = sin x / x² − cos x / x``,
+    ``j_{l+1} = (2l+1)/x · j_l − j_{l−1}``; below, where it loses digits, the power series
+    ``j_l(x) = x^l / (2l+1)!! · Σ_k (−x²/2)^k / (k! (2l+3)(2l+5)…(2l+2k+1))`` (20 terms).
     """
     s, c = torch.sin(x), torch.cos(x)
-    out = [s / x, s / x**2 - c / x]
+    rec = [s / x, s / x**2 - c / x]
     for l in range(1, num_orders - 1):
-        out.append((2 * l + 1) / x * out[l] - out[l - 1])
-    return torch.stack(out[:num_orders], dim=-1)
+        rec.append((2 * l + 1) / x * rec[l] - rec[l - 1])
+    small = x < 2.0
+    xs = torch.where(small, x, torch.ones_like(x))
+    out = []
+    for l in range(num_orders):
+        term = xs**l / math.prod(range(1, 2 * l + 2, 2))
+        total = term
+        for k in range(1, 20):
+            term = term * (-(xs**2) / 2) / (k * (2 * l + 2 * k + 1))
+            total = total + term
+        out.append(torch.where(small, total, rec[l]))
+    return torch.stack(out, dim=-1)
 
 
 def _spherical_bessel_zeros(num_orders: int, num_roots: int) -> np.ndarray:
@@ -524,6 +536,7 @@ class SphericalBasis(torch.nn.Module):
         orders = np.arange(num_spherical)[:, None]
         norm = np.sqrt(2.0) / np.abs(spherical_jn(orders + 1, zeros))
         prefactor = np.sqrt((2 * np.arange(num_spherical) + 1) / (4 * np.pi))
+        # from_numpy stays on the CPU even inside a ``torch.device("meta")`` context (see the loader)
         self.register_buffer("zeros", torch.from_numpy(zeros), persistent=False)
         self.register_buffer("norm", torch.from_numpy(norm), persistent=False)
         self.register_buffer("prefactor", torch.from_numpy(prefactor), persistent=False)
@@ -797,6 +810,12 @@ def load_cdvae_predictor(dataset: str, device: str | torch.device = "cpu", *, ni
     if metadata.get("format") != str(CACHE_FORMAT):
         raise ValueError(f"{path}: cache format {metadata.get('format')} != {CACHE_FORMAT}")
     means, stds = tensors.pop("scaler.means"), tensors.pop("scaler.stds")
-    model = PeriodicDimeNetPlusPlus(json.loads(metadata["encoder"]))
-    model.load_state_dict(tensors, strict=True)
+    # Build on the meta device (no random initialisation: torch-geometric's orthogonal init costs
+    # seconds) and adopt the stored tensors; strict=True checks every key and shape.
+    with torch.device("meta"):
+        model = PeriodicDimeNetPlusPlus(json.loads(metadata["encoder"]))
+    model.load_state_dict(tensors, strict=True, assign=True)
+    left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if left:
+        raise ValueError(f"{path}: tensors missing after loading: {left}")
     return PropertyPredictor(model, metadata, float(means[0]), float(stds[0]), device=device, niggli=niggli)

@@ -90,7 +90,7 @@ class CrystalGenerator:
                 types = torch.as_tensor(atom_types[offsets[start] : offsets[stop]], dtype=torch.long)
             c = None if cond is None else cond[start:stop]
             A, F, L = self.model.sample(na, c, types, num_steps=sc.num_steps, step_lr=step_lr,
-                                        corrector=sc.corrector, guidance_scale=sc.guidance_scale,
+                                        corrector=sc.corrector, guidance_scale=sc.guidance_scale, lattice_eta=sc.lattice_eta,
                                         generator=gen, progress=progress)
             A, F, L = A.cpu(), F.cpu(), L.cpu()
             o = np.concatenate([[0], np.cumsum(na.numpy())])

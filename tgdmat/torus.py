@@ -37,8 +37,9 @@ the relative error of the density is bounded by
 and the score, a weighted mean of ``−(x + k)/σ²`` with weights changed by at most ``δ``, is off by
 at most about ``2 δ (n + 3/2) / σ²``. With the default ``n = 3``: ``δ(0.5, 3) = 7.6e-11`` and the
 score error is below ``3e-9`` (far below float32 rounding) for every ``σ ≤ 0.5`` (measured against
-``n = 10`` in float64: 1.9e-11 in the log density, 2.6e-10 in the score); ``n = 2`` would give
-``δ(0.5, 2) = 1.2e-5``, and ``σ = 1`` would need ``n ≥ 5``. (DiffCSP sums 21 images, ``n = 10``, without reducing ``x``.)
+``n = 12`` in float64: 1.9e-11 in the log density, 2.6e-10 in the score); ``n = 2`` would give
+``δ(0.5, 2) = 1.2e-5``, and ``σ = 1`` would need ``n ≥ 5``. (DiffCSP sums 21 images, ``n = 10``,
+without reducing ``x``.)
 
 This module knows nothing of crystals, text or networks: tensors in, tensors out.
 """
