@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     from tgdmat import metrics
     from tgdmat.data import load_dataset
     from tgdmat.evaluate import _json_default, environment_info
+    from tgdmat.metrics.stats import predictor_info
 
     t_start = time.perf_counter()
     progress = not args.quiet
@@ -141,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
                                            desc="fingerprints (test)")
     timings["fingerprints_test"] = time.perf_counter() - t
 
+    predictor, predictor_missing = None, "not requested (--predictor none)"
+    if args.predictor == "cdvae":  # load once: the model memoises the test split's graphs
+        predictor, predictor_missing = metrics.resolve_predictor(args.dataset, "cdvae", progress=progress)
     common = dict(n_samples=args.n_samples, seed=args.seed, workers=args.workers, progress=progress,
-                  test_fingerprints=fp_test, predictor=None if args.predictor == "none" else "cdvae")
+                  test_fingerprints=fp_test, predictor=predictor)
     rows: dict[str, dict] = {}
 
     def gen_row(name: str, structures: list, description: str) -> None:
@@ -195,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             "the literature scores 10,000 generated crystals; COV-R grows with the number scored, so "
             "these rows (n_gen / n_train samples) understate recall relative to 10k-sample tables",
         ],
+        "property_predictor": (predictor_info(predictor) if predictor is not None
+                               else f"missing: {predictor_missing}"),
         "rows": rows,
         "fingerprint_cache_test": fp_test.stats,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
