@@ -42,10 +42,14 @@ DATASETS = {"perov_5": "heat_ref", "carbon_24": "energy_per_atom"}
 
 
 def commit() -> str:
+    """HEAD, with ``+dirty`` when tracked files differ or the text code is not committed yet."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                              text=True, check=True).stdout.strip()
-        return out or "uncommitted"
+        status = subprocess.run(["git", "status", "--porcelain", "--", "tgdmat/text",
+                                 "benchmarks/bench_text_encoders.py"], cwd=ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        return (out + "+dirty" if status else out) or "uncommitted"
     except (subprocess.CalledProcessError, FileNotFoundError):
         return "uncommitted"
 

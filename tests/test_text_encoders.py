@@ -258,7 +258,9 @@ def test_description_generator_resumes(tmp_path):
     # a killed run leaves a partial file; the next run skips what it holds
     partial = out.with_name(out.name + ".partial.csv")
     mid2 = str(src["material_id"][2])
-    partial.write_text("material_id,text,status,seconds\n" + f"{mid2},Done before.,ok,1.5\n")
+    # ... and its last row may be cut off mid-write: that row is dropped and described again
+    partial.write_text("material_id,text,status,seconds\n" + f"{mid2},Done before.,ok,1.5\n"
+                       + f'{src["material_id"][4]},"Cut off in the mid')
     calls.clear()
     info = generate_descriptions(csv_path, out, describe=fake, progress=False)
     assert calls == [str(m) for m in src["material_id"][3:]]

@@ -302,17 +302,42 @@ def provenance_path(out: Path) -> Path:
     return out.with_name(name + ".provenance.json")
 
 
+def _read_partial(path: Path) -> list[dict[str, str]]:
+    """Complete rows of a work file; a last row cut short by a kill is dropped (and rewritten)."""
+    rows: list[dict[str, str]] = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is not None and list(reader.fieldnames) != list(COLUMNS):
+            raise ValueError(f"{path}: expected columns {list(COLUMNS)}, found "
+                             f"{reader.fieldnames}")
+        try:
+            for row in reader:
+                rows.append(row)
+        except csv.Error:
+            pass
+    complete = [r for r in rows if r.get("material_id") and r.get("status")
+                and r.get("seconds") not in (None, "")]
+    if rows and complete != rows:
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(COLUMNS)
+            writer.writerows([r[c] for c in COLUMNS] for r in complete)
+        os.replace(tmp, path)
+    return complete
+
+
 def _load_done(out: Path) -> dict[str, dict[str, str]]:
     done: dict[str, dict[str, str]] = {}
-    for path in (out, _partial_path(out)):
+    for path, reader in ((out, _read_description_csv), (_partial_path(out), _read_partial)):
         if path.exists():
             try:
-                rows = _read_description_csv(path)
+                rows = reader(path)
             except (ValueError, EOFError, OSError, csv.Error) as exc:
                 raise ValueError(f"cannot resume from {path} ({exc}); move it away to start "
                                  "over") from exc
             for row in rows:
-                done[row["material_id"]] = {k: row.get(k, "") for k in COLUMNS}
+                done[row["material_id"]] = {k: row.get(k, "") or "" for k in COLUMNS}
     return done
 
 
@@ -372,7 +397,7 @@ def generate_descriptions(csv_path: str | os.PathLike, out: str | os.PathLike,
             if mid not in done or (retry_failed and done[mid]["status"] != "ok")]
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = _partial_path(out)
-    new_file = not partial.exists()
+    new_file = not partial.exists() or partial.stat().st_size == 0
     run_started = time.perf_counter()
     job = describe or _describe_job
     with open(partial, "a", encoding="utf-8", newline="") as fh:
