@@ -102,8 +102,18 @@ read from `results/text_encoders.json`; the command that produced it is printed 
 ("code", r"""
 from tgdmat.paths import results_dir
 res = json.loads((results_dir() / "text_encoders.json").read_text())
-print("command:", res.get("command"))
-rows = res.get("rows") or res.get("results") or []
-pd.DataFrame(rows) if rows else res
+print("command:", res["command"]); print("commit:", res["commit"])
+rows = []
+for enc, entry in res["encoders"].items():
+    if not entry.get("available"):
+        rows.append({"encoder": enc, "prompts": "—", "note": "not available on this machine"})
+        continue
+    for kind, r in entry["prompts"].items():
+        rows.append({"encoder": enc, "prompts": kind, "CPU s / 1k prompts": r["timing"]["cpu_s_per_1k"],
+                     "crystal system acc.": r["crystal_system"]["accuracy"], "space group acc.": r["space_group"]["accuracy"],
+                     **{f"R² {k}": v["r2"] for k, v in r["property_r2"].items()}})
+rows.append({"encoder": "parser (numbers read back)", "prompts": "short",
+             **{f"R² {k}": v for k, v in res["parsed_value_r2_reference"].items()}})
+pd.DataFrame(rows).set_index(["encoder", "prompts"])
 """),
 ])
