@@ -48,8 +48,10 @@ def probe(gen, train_ds, test_ds, seed: int = 0) -> dict:
     sc = StandardScaler().fit(xtr)
     ridge = Ridge(alpha=1.0).fit(sc.transform(xtr), ytr)
     r2 = r2_score(yte, ridge.predict(sc.transform(xte)))
-    systems_tr = [structure_facts(s, None, train_ds.name).crystal_system for s in train_ds.structures()]
-    systems_te = [structure_facts(s, None, test_ds.name).crystal_system for s in test_ds.structures()]
+    def systems(ds):
+        return [structure_facts(r.structure, r.properties, ds.name).crystal_system for r in ds]
+
+    systems_tr, systems_te = systems(train_ds), systems(test_ds)
     clf = LogisticRegression(max_iter=2000, random_state=seed).fit(sc.transform(xtr), systems_tr)
     acc = float((clf.predict(sc.transform(xte)) == np.array(systems_te)).mean())
     return {"property": prop, "r2_property": float(r2), "crystal_system_accuracy": acc,
