@@ -75,9 +75,11 @@ __all__ = [
     "PREDICTORS",
     "CrystalGraph",
     "GraphBuildError",
+    "PeriodicDimeNetPlusPlus",
     "PredictorSpec",
     "PropertyModelUnavailable",
     "PropertyPredictor",
+    "SphericalBasis",
     "available",
     "build_graph",
     "canonicalise_like_cdvae",
@@ -85,6 +87,7 @@ __all__ = [
     "load_cdvae_predictor",
     "load_graphs",
     "save_graphs",
+    "spherical_bessel",
     "triplets",
 ]
 
@@ -754,7 +757,7 @@ class PropertyPredictor:
             bar.update()
         bar.close()
         out = [None if k in errors else self._graphs[k] for k in keys]
-        if disk is not None and jobs:
+        if disk is not None and (jobs or not disk.is_file()):
             save_graphs(disk, [errors.get(k) if g is None else g for k, g in zip(keys, out)])
         if on_error == "raise":
             for n, k in enumerate(keys):
