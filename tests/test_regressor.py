@@ -51,5 +51,5 @@ def test_committed_regressor_through_the_metrics_resolver(perov_test):
     truth = perov_test.properties["heat_ref"][:40]
     # stated tolerance: mean absolute error below 0.25 eV/atom (the mean predictor's is ~0.52)
     assert np.abs(pred - truth).mean() < 0.25
-    missing, why = resolve_predictor("carbon_24", "ours")
+    missing, why = resolve_predictor("mp_20", "ours")  # no MP-20 data here, so no regressor
     assert missing is None and "no tgdmat regressor checkpoint" in why
