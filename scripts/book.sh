@@ -8,6 +8,8 @@ VENV=${TGDMAT_VENV:-.venv}
 if ! "$VENV/bin/python" -c "import tgdmat, jupyter_book, torch_geometric" 2>/dev/null; then
   bash scripts/install.sh
 fi
-export TGDMAT_PROFILE=${TGDMAT_PROFILE:-quick} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
+# (no MPLBACKEND here: notebooks must use the inline backend so that figures reach the book)
+unset MPLBACKEND
+export TGDMAT_PROFILE=${TGDMAT_PROFILE:-quick} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 "$VENV/bin/jupyter-book" build --all -W --keep-going . 
 echo "book: $(pwd)/_build/html/index.html"
