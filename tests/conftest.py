@@ -15,6 +15,17 @@ def _private_cache(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Two shared cores: one intra-op torch thread is much faster than two under contention."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def perov_test():
     from tgdmat.data import load_dataset

@@ -19,15 +19,6 @@ COND_DIM = 7
 TOL = dict(rtol=1e-9, atol=1e-10)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The networks here are tiny: thread start-up costs more than it saves on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_cfg(**kw) -> DenoiserConfig:
     base = dict(hidden_dim=24, num_layers=2, num_freqs=5, time_dim=16, cond_dim=COND_DIM,
                 cond_proj_dim=12, num_atom_types=K)

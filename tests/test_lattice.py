@@ -9,15 +9,6 @@ import torch
 from tgdmat.lattice import LatticeDDPM, cosine_alpha_bars, strided_timesteps
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two shared cores: one intra-op thread is much faster than two under contention."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def ddpm() -> LatticeDDPM:
     return LatticeDDPM(num_steps=1000, schedule="cosine")

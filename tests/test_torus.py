@@ -19,15 +19,6 @@ from tgdmat.torus import (
 SIGMAS = [0.005, 0.05, 0.5]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Two shared cores: one intra-op thread is much faster than two under contention."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.fixture(scope="module")
 def tv() -> TorusVE:
     return TorusVE()
