@@ -137,6 +137,20 @@ def test_structure_validity_hand_made_cases():
     nan_frac = nan.frac_coords.copy()
     nan_frac[0, 0] = np.nan
     assert not metrics.structure_validity(Structure(nan.lattice, ["Na"], nan_frac))
+    # a needle-thin cell from an untrained model: decided at once, not by a huge neighbour search
+    degenerate = Structure(Lattice([[1e-8, 0, 0], [0, 1e4, 0], [0, 0, 1e4]]), ["Na"], [[0, 0, 0]])
+    assert not metrics.structure_validity(degenerate)
+    # a 1e5 Å cell (a cell-list search would try to allocate terabytes)
+    huge = Lattice([[-56592.0, -43964.5, -66429.5], [-93151.9, 34177.2, 1573.6], [70842.0, -9488.9, 75545.4]])
+    assert metrics.structure_validity(Structure(huge, ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]))
+    assert not metrics.structure_validity(Structure(huge, ["Na", "Cl"], [[0, 0, 0], [1e-6, 0, 0]]))
+    # a skewed (not reduced) basis of a valid cell gives the same answer as the reduced one
+    a, b, c = rocksalt().lattice.matrix
+    skewed = Lattice([a, b + 7 * a, c - 5 * b])
+    moved = Structure(skewed, rocksalt().species, rocksalt().cart_coords, coords_are_cartesian=True)
+    assert metrics.structure_validity(moved)
+    squeezed = Structure(skewed, ["Na", "Cl"], [[0, 0, 0], skewed.get_fractional_coords([0.3, 0, 0])])
+    assert not metrics.structure_validity(squeezed)
 
 
 def test_smact_validity_hand_made_cases():

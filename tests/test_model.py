@@ -205,3 +205,24 @@ def test_generate_uses_prompt_formula_and_training_counts(trained, tmp_path):
 def test_checkpoints_load_without_pickle(trained):
     ckpt = torch.load(trained["csp"], map_location="cpu", weights_only=True)
     assert ckpt["format"] == 1 and isinstance(ckpt["config"], str)
+
+
+def test_csp_benchmark_returns_one_of_k_draws(trained, perov_test):
+    from tgdmat.benchmark import csp_benchmark
+
+    gen = tgdmat.from_pretrained(trained["csp"], device="cpu")
+    seen = []
+
+    def predictor(structures):  # stand-in property: the lattice length
+        seen.append(len(structures))
+        return np.array([s.lattice.a for s in structures])
+
+    res = csp_benchmark(gen, perov_test, limit=3, select_from=4, predictor=predictor, progress=False)
+    assert seen == [12]  # 3 targets × 4 draws, scored once
+    assert res["draws_per_target"] == 4 and res["selection"]["returned_per_target"] == 1
+    assert res["selection"]["targets_with_stated_value"] == 3
+    assert res["metrics"]["n_predictions"] == 3 and res["metrics"]["k_max"] == 1
+    plain = csp_benchmark(gen, perov_test, limit=3, progress=False)
+    assert plain["draws_per_target"] == 1 and "selection" not in plain
+    with pytest.raises(ValueError, match="n_samples=1"):
+        csp_benchmark(gen, perov_test, n_samples=2, select_from=2, limit=2, progress=False)

@@ -63,6 +63,12 @@ def structure_validity(
     Valid iff the lattice and coordinates are finite, ``volume >= min_volume`` (Å^3) and no two
     atoms, periodic images included, are closer than ``cutoff`` (Å). A distance exactly equal
     to ``cutoff`` is valid (CDVAE tests ``min < cutoff``).
+
+    Distances are found by visiting only the periodic images that can be closer than
+    ``cutoff`` (:func:`_min_distance`), so a huge cell from an untrained model (``1e5`` Å edges,
+    where a cell-list search would allocate terabytes) is cheap; a needle-thin cell (``1e-8 ×
+    1e4 × 1e4`` Å) is first LLL-reduced, and a lattice vector shorter than ``cutoff`` (with self
+    images) or than 0.01 Å (without) makes it invalid at once.
     """
     if structure is None:
         return False
@@ -75,14 +81,52 @@ def structure_validity(
         return False
     if len(structure) == 0:
         return False
-    center, point, images, dist = structure.get_neighbor_list(r=cutoff, exclude_self=False)
-    if len(dist) == 0:
-        return True
-    same_site_zero_image = (center == point) & np.all(images == 0, axis=1)
-    keep = ~same_site_zero_image
-    if not include_self_images:
-        keep &= center != point
-    return not bool(np.any(dist[keep] < cutoff))
+    if _image_count(matrix, cutoff) > 1000:  # a thin cell: search the LLL-reduced basis instead
+        from pymatgen.core import Lattice
+
+        try:
+            reduced = Lattice(matrix).get_lll_reduced_lattice()
+        except Exception:  # noqa: BLE001 - a lattice LLL cannot reduce is not a crystal
+            return False
+        if float(min(reduced.abc)) < (cutoff if include_self_images else 0.01):
+            return False
+        frac = (frac @ matrix) @ np.linalg.inv(reduced.matrix)
+        matrix = np.asarray(reduced.matrix, dtype=float)
+    return _min_distance(frac, matrix, include_self_images, cutoff) >= cutoff
+
+
+def _reach(lattice: np.ndarray, cutoff: float) -> np.ndarray:
+    """Image window per axis: a vector ``x·L`` shorter than ``cutoff`` has ``|x_k| ≤ cutoff / h_k``."""
+    volume = abs(np.linalg.det(lattice))
+    areas = np.linalg.norm(np.cross(lattice[[1, 2, 0]], lattice[[2, 0, 1]]), axis=1)
+    return np.ceil(cutoff * areas / volume).astype(int) + 1
+
+
+def _image_count(lattice: np.ndarray, cutoff: float) -> float:
+    return float(np.prod(2.0 * _reach(lattice, cutoff) + 1))
+
+
+def _min_distance(frac: np.ndarray, lattice: np.ndarray, include_self_images: bool, cutoff: float) -> float:
+    """Smallest atom–atom (or atom–own-image) distance, exact whenever it is below ``cutoff``.
+
+    Only the images ``n_k`` within :func:`_reach` of each pair's fractional difference are
+    visited (``h_k`` the spacing of lattice planes ``k``), so the cost does not grow with the size
+    of the cell, unlike a cell-list search.
+    """
+    frac = frac % 1.0
+    reach = _reach(lattice, cutoff)
+    grids = np.meshgrid(*[np.arange(-r, r + 1) for r in reach], indexing="ij")
+    images = np.stack([g.ravel() for g in grids], axis=1).astype(float)  # [M, 3]
+    zero = np.all(images == 0, axis=1)
+    best = np.inf
+    for i in range(len(frac)):
+        diff = frac[i:] - frac[i]  # pairs (i, j >= i)
+        dist = np.linalg.norm((diff[:, None, :] + images[None, :, :]) @ lattice, axis=-1)  # [n-i, M]
+        dist[0, zero] = np.inf  # an atom and itself
+        if not include_self_images:
+            dist[0, :] = np.inf
+        best = min(best, float(dist.min()))
+    return best
 
 
 def _element_counts(composition) -> tuple[tuple[str, ...], tuple[int, ...]]:
