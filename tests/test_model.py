@@ -221,8 +221,17 @@ def test_csp_benchmark_returns_one_of_k_draws(trained, perov_test):
     assert seen == [12]  # 3 targets × 4 draws, scored once
     assert res["draws_per_target"] == 4 and res["selection"]["returned_per_target"] == 1
     assert res["selection"]["targets_with_stated_value"] == 3
+    assert res["selection"]["first_draw_metrics"]["n_predictions"] == 3
     assert res["metrics"]["n_predictions"] == 3 and res["metrics"]["k_max"] == 1
     plain = csp_benchmark(gen, perov_test, limit=3, progress=False)
     assert plain["draws_per_target"] == 1 and "selection" not in plain
     with pytest.raises(ValueError, match="n_samples=1"):
         csp_benchmark(gen, perov_test, n_samples=2, select_from=2, limit=2, progress=False)
+
+
+def test_training_logs_a_held_out_match_rate(small_splits, tmp_path):
+    cfg = tiny_config(epochs=1, eval_csp_samples=4)
+    result = train(cfg, tmp_path / "run", splits=small_splits, device="cpu", progress=False)
+    rate = result.history[-1]["holdout_match_rate_pct"]
+    assert rate in (0.0, 25.0, 50.0, 75.0, 100.0)  # 4 held-out crystals, one draw each
+    assert "holdout_match_rate_pct" in (tmp_path / "run" / "log.csv").read_text().splitlines()[0]

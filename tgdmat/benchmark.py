@@ -37,7 +37,8 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     and one is returned by :func:`tgdmat.rerank.select` (validity, then agreement of
     ``predictor``'s property with the prompt's stated value); the result then says
     ``"draws_per_target": k`` and carries a ``"selection"`` block, so it is never mistaken for a
-    single-draw number.
+    single-draw number; ``selection.first_draw_metrics`` scores the first draw of every target
+    alone, the one-sample baseline of the same run.
     """
     from tgdmat.metrics import evaluate_csp
     from tgdmat.train import hardware
@@ -63,12 +64,14 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         fn, why = resolve_predictor(dataset.name, predictor) if predictor is not None else (None, "no predictor")
         t1 = time.perf_counter()
         sel = select(preds, prompts, fn, prop, dataset=dataset.name)
+        first = [[group[0]] for group in preds]  # the first draw alone: the same-run one-sample baseline
         preds = [[s] for s in sel.structures]
         selection = {"draws_per_target": select_from, "returned_per_target": 1,
                      "rule": "structurally valid first, then |predicted − stated property| smallest",
                      "predictor": predictor_info(fn) if fn is not None else None,
                      "predictor_missing_reason": why if fn is None else None,
-                     "seconds": time.perf_counter() - t1, **sel.summary()}
+                     "seconds": time.perf_counter() - t1, **sel.summary(),
+                     "first_draw_metrics": evaluate_csp(first, targets, progress=progress)}
     t0 = time.perf_counter()
     metrics = evaluate_csp(preds, targets, progress=progress)
     t_match = time.perf_counter() - t0

@@ -110,7 +110,9 @@ class TrainConfig:
     holdout_fraction: float = 0.1
     eval_every: int = 10
     eval_csp_samples: int = 0
-    """Held-out crystals sampled for a match-rate check at each evaluation (0: loss only)."""
+    """CSP tasks: held-out crystals sampled (one draw each, ``sample`` settings) for a match-rate
+    check logged at each evaluation as ``holdout_match_rate_pct`` (0: loss only). The checkpoint
+    is still selected on the held-out loss."""
     max_train: int | None = None
     """Use only the first ``max_train`` training crystals (quick runs)."""
     num_threads: int | None = None

@@ -53,11 +53,10 @@ def git_commit() -> str:
 
 
 def versions() -> dict[str, str]:
-    import platform
+    """Versions recorded in checkpoints and results (one helper: :func:`tgdmat.install_check.package_versions`)."""
+    from tgdmat.install_check import package_versions
 
-    import torch_geometric
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "torch_geometric": torch_geometric.__version__}
+    return package_versions(["torch", "torch_geometric", "numpy", "pymatgen"])
 
 
 def hardware(device: torch.device) -> str:
@@ -185,6 +184,34 @@ def holdout_loss(model, dataset, table, batch_size: int, device, seed: int = 123
         count += len(ids)
     model.train(was_training)
     return {k: v / count for k, v in totals.items()}
+
+
+@torch.no_grad()
+def holdout_match_rate(model, dataset, table, cfg: Config, device) -> float:
+    """CSP match rate (%) of one draw for the first ``cfg.train.eval_csp_samples`` held-out crystals.
+
+    Uses the model's own sampling settings (``cfg.sample``) and a fixed seed, so the numbers of
+    successive evaluations are comparable; logged next to the held-out loss, never used for
+    selecting the checkpoint.
+    """
+    from types import SimpleNamespace
+
+    from tgdmat.crystal import batch_to_structures
+    from tgdmat.metrics import evaluate_csp
+
+    was_training = model.training
+    model.eval()
+    ids = torch.arange(min(cfg.train.eval_csp_samples, len(dataset)))
+    batch = dataset.batch(ids.tolist())
+    sc = cfg.sample
+    gen = torch.Generator(device=device).manual_seed(sc.seed)
+    A, F, L = model.sample(batch.num_atoms, _cond(model, table, ids, 0, device), batch.atom_types.to(device),
+                           num_steps=sc.num_steps, step_lr=cfg.step_lr(), corrector=sc.corrector,
+                           guidance_scale=sc.guidance_scale, lattice_eta=sc.lattice_eta, generator=gen)
+    preds = batch_to_structures(SimpleNamespace(atom_types=A.cpu(), frac_coords=F.cpu(), lattice=L.cpu(),
+                                                num_atoms=batch.num_atoms))
+    model.train(was_training)
+    return evaluate_csp(preds, batch_to_structures(batch), workers=1, progress=False)["match_rate_pct"]
 
 
 def _noise_to(noise, device):
@@ -330,6 +357,8 @@ def train(
         if is_eval:
             hl = holdout_loss(ema.module, splits.val, val_table, tc.batch_size, device)
             record.update({f"holdout_{k}": v for k, v in hl.items()})
+            if tc.eval_csp_samples and cfg.model.task == "csp" and rank.main:
+                record["holdout_match_rate_pct"] = holdout_match_rate(ema.module, splits.val, val_table, cfg, device)
             if hl["loss"] < best:
                 best, best_epoch = hl["loss"], epoch + 1
                 if rank.main:

@@ -355,15 +355,10 @@ def _read_source(csv_path: Path) -> list[tuple[str, str]]:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from tgdmat.install_check import package_versions
 
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("robocrys", "pymatgen", "pymatgen-core", "matminer", "numpy", "spglib"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return package_versions(["robocrys", "pymatgen", "pymatgen-core", "matminer", "numpy", "spglib"],
+                            missing="not installed")
 
 
 def generate_descriptions(csv_path: str | os.PathLike, out: str | os.PathLike,
