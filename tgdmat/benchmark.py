@@ -52,28 +52,20 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     targets = dataset.structures()
     prompts = split_prompts(dataset, generator.config.model.prompt)
     t0 = time.perf_counter()
-    preds = generator.sample_csp(targets, prompts=prompts, n_samples=n_samples * select_from, progress=progress,
-                                 **sample_overrides)
-    t_sample = time.perf_counter() - t0
     selection = None
     if select_from > 1:
-        from tgdmat.metrics.stats import predictor_info, resolve_predictor
-        from tgdmat.rerank import select
-
-        prop = generator.property_names[0] if generator.property_names else None
-        fn, why = resolve_predictor(dataset.name, predictor) if predictor is not None else (None, "no predictor")
-        t1 = time.perf_counter()
-        sel = select(preds, prompts, fn, prop, dataset=dataset.name)
-        first = [[group[0]] for group in preds]  # the first draw alone: the same-run one-sample baseline
+        sel = generator.sample_csp_selected(targets, prompts=prompts, draws=select_from, predictor=predictor,
+                                            progress=progress, **sample_overrides)
         preds = [[s] for s in sel.structures]
-        selection = {"draws_per_target": select_from, "returned_per_target": 1,
-                     "rule": "structurally valid first, then |predicted − stated property| smallest",
-                     "predictor": predictor_info(fn) if fn is not None else None,
-                     "predictor_missing_reason": why if fn is None else None,
-                     "seconds": time.perf_counter() - t1, **sel.summary(),
-                     "first_draw_metrics": evaluate_csp(first, targets, progress=progress)}
+    else:
+        preds = generator.sample_csp(targets, prompts=prompts, n_samples=n_samples, progress=progress,
+                                     **sample_overrides)
+    t_sample = time.perf_counter() - t0
     t0 = time.perf_counter()
     metrics = evaluate_csp(preds, targets, progress=progress)
+    if select_from > 1:
+        first = [[group[0]] for group in sel.candidates]  # the first draw alone: the same-run one-sample baseline
+        selection = {**sel.summary(), "first_draw_metrics": evaluate_csp(first, targets, progress=progress)}
     t_match = time.perf_counter() - t0
     sc = dataclasses.replace(generator.config.sample, **{k: v for k, v in sample_overrides.items() if v is not None})
     return {

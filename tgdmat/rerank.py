@@ -47,6 +47,8 @@ class Selection:
     predicted: np.ndarray
     property_name: str | None = None
     info: dict = field(default_factory=dict)
+    candidates: list | None = None
+    """All draws per target, when the caller keeps them (``CrystalGenerator.sample_csp_selected``)."""
 
     def summary(self) -> dict:
         """JSON-ready counts: how often the choice differed from the first draw, validity, |Δ|."""

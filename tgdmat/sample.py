@@ -134,6 +134,32 @@ class CrystalGenerator:
         flat = self._run(num_atoms, cond, types, self._settings(**overrides), progress)
         return [flat[i * n_samples : (i + 1) * n_samples] for i in range(len(zs))]
 
+    def sample_csp_selected(self, compositions, prompts: Sequence[str] | None = None, draws: int = 4,
+                            predictor="ours", progress: bool = True, **overrides):
+        """CSP with ``draws`` samples per composition of which one is returned (:mod:`tgdmat.rerank`).
+
+        The returned draw is structurally valid when any is, and among those the one whose
+        property (``predictor``: ``"ours"``, ``"cdvae"``, a callable, or ``None`` for validity only)
+        is closest to the value its prompt states. Returns a :class:`tgdmat.rerank.Selection`
+        (``.structures``: one ``Structure`` per composition; ``.candidates``: all draws).
+        """
+        from tgdmat.metrics.stats import predictor_info, resolve_predictor
+        from tgdmat.rerank import select
+
+        if draws < 1:
+            raise ValueError(f"draws must be >= 1, got {draws}")
+        candidates = self.sample_csp(compositions, prompts=prompts, n_samples=draws, progress=progress, **overrides)
+        dataset = self.config.model.dataset
+        fn, why = resolve_predictor(dataset, predictor) if predictor is not None else (None, "no predictor given")
+        prop = self.property_names[0] if self.property_names else None
+        sel = select(candidates, prompts, fn, prop, dataset=dataset)
+        sel.candidates = candidates
+        sel.info.update({"draws_per_target": draws, "returned_per_target": 1,
+                         "rule": "structurally valid first, then |predicted − stated property| smallest",
+                         "predictor": predictor_info(fn) if fn is not None else None,
+                         "predictor_missing_reason": None if fn is not None else why})
+        return sel
+
     def generate(self, prompts: Sequence[str] | None = None, n: int = 1, num_atoms: Sequence[int] | None = None,
                  progress: bool = True, **overrides) -> list:
         """Generate crystals (lattice, coordinates and atom types) from prompts.
