@@ -153,7 +153,8 @@ def main(argv=None) -> int:
             res = csp_benchmark(gen, test_ds, n_samples=1)
             entry["csp"] = {**res["metrics"], "n_targets": res["n_targets"], "sampling": res["sampling"]}
         if sel_path:
-            res = json.loads(open(sel_path).read())
+            if sel_path != csp_path:
+                res = json.loads(open(sel_path).read())
             entry["csp_selected"] = {"source": sel_path, **res["metrics"], "n_targets": res["n_targets"],
                                      "selection": res["selection"], "sampling": res["sampling"]}
         if args.diagnose:

@@ -48,6 +48,7 @@ def test_valid_draw_beats_invalid_and_number_decides_among_valid():
     sel = select(cands, prompts, by_lattice, "heat_ref", dataset="perov_5")
     assert sel.chosen == [2, 0, 0]
     assert sel.n_valid == [2, 2, 0]
+    assert [len(c) for c in sel.candidates] == [3, 3, 2] and sel.candidates[0][2] is cands[0][2]
     assert sel.structures[0].lattice.a == pytest.approx(4.2)
     summary = sel.summary()
     assert summary["targets_without_valid_draw"] == 1 and summary["chosen_not_first_pct"] == pytest.approx(100 / 3)

@@ -48,7 +48,7 @@ class Selection:
     property_name: str | None = None
     info: dict = field(default_factory=dict)
     candidates: list | None = None
-    """All draws per target, when the caller keeps them (``CrystalGenerator.sample_csp_selected``)."""
+    """All draws per target, as given to :func:`select`."""
 
     def summary(self) -> dict:
         """JSON-ready counts: how often the choice differed from the first draw, validity, |Δ|."""
@@ -131,4 +131,5 @@ def select(candidates: Sequence[Sequence], prompts: Sequence[str] | None = None,
         n_valid.append(int(valid[start : start + k].sum()))
         chosen_pred.append(pred[start + best])
         start += k
-    return Selection(structures, chosen, n_valid, stated, np.array(chosen_pred, dtype=float), property_name)
+    return Selection(structures, chosen, n_valid, stated, np.array(chosen_pred, dtype=float), property_name,
+                     candidates=[list(group) for group in candidates])

@@ -153,7 +153,6 @@ class CrystalGenerator:
         fn, why = resolve_predictor(dataset, predictor) if predictor is not None else (None, "no predictor given")
         prop = self.property_names[0] if self.property_names else None
         sel = select(candidates, prompts, fn, prop, dataset=dataset)
-        sel.candidates = candidates
         sel.info.update({"draws_per_target": draws, "returned_per_target": 1,
                          "rule": "structurally valid first, then |predicted − stated property| smallest",
                          "predictor": predictor_info(fn) if fn is not None else None,
