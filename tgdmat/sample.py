@@ -20,12 +20,52 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from tgdmat.config import Config, SampleConfig
+
+
+class RequestError(ValueError):
+    """A sampling request that contradicts itself or the model; the message names both sides."""
+
+
+def composition_atoms(composition) -> list[int]:
+    """Atomic numbers, one per atom, of a formula string, ``Composition`` or ``Structure``.
+
+    A structure keeps its own atoms and order; a formula is used as written (``"Sr2Ti2O6"`` means
+    10 atoms). Raises :class:`RequestError` for an unparseable formula, an element that is not a
+    real element (pymatgen reads unknown symbols such as ``X`` as dummy species), fractional or
+    non-positive amounts.
+    """
+    from pymatgen.core import Composition, Element
+
+    if hasattr(composition, "species") and hasattr(composition, "lattice"):
+        species = list(composition.species)
+        items = [(sp, 1.0) for sp in species]
+        name = composition.composition.formula
+    else:
+        try:
+            comp = Composition(composition) if isinstance(composition, str) else composition
+            items = list(comp.items())
+        except Exception as exc:  # pymatgen raises several types for bad formulas
+            raise RequestError(f"composition {composition!r} is not a formula pymatgen can read ({exc})") from None
+        name = str(composition)
+    if not items:
+        raise RequestError(f"composition {name!r} has no atoms")
+    zs = []
+    for el, amt in items:
+        symbol = getattr(el, "symbol", str(el))
+        if not isinstance(el, Element) and not isinstance(getattr(el, "element", None), Element):
+            raise RequestError(f"composition {name!r}: {symbol!r} is not a chemical element")
+        if amt <= 0 or abs(amt - round(amt)) > 1e-6:
+            raise RequestError(f"composition {name!r}: {symbol} has amount {amt}; use whole atom counts")
+        z = el.Z if isinstance(el, Element) else el.element.Z
+        zs += [int(z)] * int(round(amt))
+    return zs
 
 
 class CrystalGenerator:
@@ -67,12 +107,96 @@ class CrystalGenerator:
                                           self.property_names).to(self.device)
         return self.model.condition(emb, facts)
 
+    # ------------------------------------------------------------------ what the model knows
+    @property
+    def training_elements(self) -> frozenset[int]:
+        """Atomic numbers present in the training split (from the checkpoint, else recomputed)."""
+        if "train_elements" not in self.info:
+            from tgdmat.data import load_splits
+
+            tc = self.config.train
+            splits = load_splits(self.config.model.dataset, holdout_fraction=tc.holdout_fraction, seed=tc.seed,
+                                 progress=False)
+            train = splits.train if tc.max_train is None else splits.train.subset(range(tc.max_train))
+            self.info["train_elements"] = sorted({int(z) for z in np.unique(train.atom_types)})
+        return frozenset(self.info["train_elements"])
+
+    def check_request(self, atoms: Sequence[int] | int, prompt: str | None = None,
+                      allow_unseen_elements: bool = False, what: str = "request") -> list[str]:
+        """Check one request against its prompt and the model; return warnings, raise on contradictions.
+
+        ``atoms`` is a list of atomic numbers (CSP) or an atom count (generation). Errors
+        (:class:`RequestError`): an element the model cannot represent (Z > 100); an element not in
+        the training split unless ``allow_unseen_elements``; a prompt formula or element list that
+        contradicts the composition; an atom count that is not a multiple of the prompt's reduced
+        formula. Warnings: an atom count outside the trained range; unseen elements when allowed;
+        a prompt from which no fact was understood (for a ``text+facts`` model nothing but the
+        sentence embedding then conditions the sample).
+        """
+        from pymatgen.core import Composition, Element
+
+        from tgdmat.model import NUM_ELEMENTS
+        from tgdmat.text import parse_prompt
+
+        warnings_: list[str] = []
+        zs = None if isinstance(atoms, (int, np.integer)) else [int(z) for z in atoms]
+        count = int(atoms) if zs is None else len(zs)
+        if count < 1:
+            raise RequestError(f"{what}: a crystal needs at least one atom, got {count}")
+        if zs is not None:
+            too_big = sorted({z for z in zs if not 1 <= z <= NUM_ELEMENTS})
+            if too_big:
+                names = ", ".join(f"{Element.from_Z(z).symbol} (Z={z})" if 1 <= z <= 118 else f"Z={z}" for z in too_big)
+                raise RequestError(f"{what}: {names} cannot be represented (the model knows Z = 1..{NUM_ELEMENTS})")
+            unseen = sorted(set(zs) - self.training_elements)
+            if unseen:
+                names = ", ".join(Element.from_Z(z).symbol for z in unseen)
+                msg = (f"{what}: {names} never occurs in the {self.config.model.dataset} training split "
+                       f"({len(self.training_elements)} elements)")
+                if not allow_unseen_elements:
+                    raise RequestError(msg + "; pass allow_unseen_elements=True (CLI: --allow-unseen-elements) "
+                                       "to sample anyway")
+                warnings_.append(msg)
+        if self.num_atoms_hist:
+            lo, hi = min(self.num_atoms_hist), max(self.num_atoms_hist)
+            if not lo <= count <= hi:
+                warnings_.append(f"{what}: {count} atoms is outside the trained range {lo}–{hi} atoms per cell")
+        if prompt is not None and self.config.model.prompt != "none":
+            facts = parse_prompt(prompt, dataset=self.config.model.dataset)
+            if facts.is_empty:
+                warnings_.append(f"{what}: no fact (formula, elements, crystal system, space group, property) "
+                                 f"was understood in the prompt {prompt[:60]!r}")
+            stated = facts.composition()
+            if stated is not None:
+                base = int(round(stated.num_atoms))
+                if zs is not None:
+                    mine = Composition({Element.from_Z(z).symbol: zs.count(z) for z in set(zs)})
+                    if mine.reduced_formula != stated.reduced_formula:
+                        raise RequestError(f"{what}: the composition {mine.reduced_formula} contradicts the "
+                                           f"prompt's formula {facts.formula}")
+                elif count % base:
+                    raise RequestError(f"{what}: {count} atoms cannot hold the prompt's formula {facts.formula} "
+                                       f"({base} atoms per formula unit)")
+            if facts.elements is not None and zs is not None:
+                mine_el = {Element.from_Z(z).symbol for z in zs}
+                if set(facts.elements) != mine_el:
+                    raise RequestError(f"{what}: the composition's elements {sorted(mine_el)} contradict the "
+                                       f"prompt's elements {list(facts.elements)}")
+        return warnings_
+
+    def _warn(self, messages: list[str]) -> None:
+        import warnings
+
+        for m in dict.fromkeys(messages):
+            warnings.warn(m, stacklevel=3)
+
     # ------------------------------------------------------------------ sampling
     def _settings(self, **overrides) -> SampleConfig:
         return dataclasses.replace(self.config.sample, **{k: v for k, v in overrides.items() if v is not None})
 
-    def _run(self, num_atoms: list[int], cond, atom_types: list[int] | None, sc: SampleConfig, progress: bool):
-        from tgdmat.crystal import arrays_to_structure
+    def _run(self, num_atoms: list[int], cond, atom_types: list[int] | None, sc: SampleConfig, progress: bool,
+             template: "Templates | None" = None):
+        from tgdmat.crystal import arrays_to_structures
 
         step_lr = sc.step_lr if sc.step_lr is not None else self.config.step_lr()
         gen = torch.Generator(device=self.device).manual_seed(sc.seed)
@@ -89,17 +213,16 @@ class CrystalGenerator:
             if atom_types is not None:
                 types = torch.as_tensor(atom_types[offsets[start] : offsets[stop]], dtype=torch.long)
             c = None if cond is None else cond[start:stop]
+            tpl = None if template is None else template.slice(start, stop, offsets)
             A, F, L = self.model.sample(na, c, types, num_steps=sc.num_steps, step_lr=step_lr,
                                         corrector=sc.corrector, guidance_scale=sc.guidance_scale, lattice_eta=sc.lattice_eta,
-                                        generator=gen, progress=progress)
-            A, F, L = A.cpu(), F.cpu(), L.cpu()
-            o = np.concatenate([[0], np.cumsum(na.numpy())])
-            for i in range(stop - start):
-                structures.append(arrays_to_structure(A[o[i] : o[i + 1]], F[o[i] : o[i + 1]], L[i]))
+                                        generator=gen, progress=progress, start=tpl)
+            structures += arrays_to_structures(A.cpu(), F.cpu(), L.cpu(), na)
         return structures
 
     def sample_csp(self, compositions, prompts: Sequence[str] | None = None, n_samples: int = 1,
-                   progress: bool = True, **overrides) -> list[list]:
+                   progress: bool = True, allow_unseen_elements: bool = False,
+                   templates: Sequence | None = None, template_t: int | None = None, **overrides) -> list[list]:
         """Crystal structure prediction: ``n_samples`` structures for every composition.
 
         Args:
@@ -108,30 +231,45 @@ class CrystalGenerator:
                 (``"Sr2Ti2O6"`` means 10 atoms).
             prompts: one prompt per composition (default: the model's unconditional mode).
             n_samples: samples per composition (k in match@k).
+            allow_unseen_elements: sample compositions with elements absent from the training
+                split (with a warning) instead of refusing them.
+            templates: template-guided sampling: one template ``Structure`` per composition with
+                the same number of atoms (e.g. from :class:`tgdmat.retrieval.TemplateIndex`,
+                built on the training split); each chain starts from its template noised to
+                ``template_t`` (:class:`tgdmat.model.TemplateStart`).
+            template_t: the start time ``t_0`` in ``1..T`` (required with ``templates``).
             **overrides: any :class:`tgdmat.config.SampleConfig` field (``num_steps``,
                 ``step_lr``, ``guidance_scale``, ``seed``, ``batch_size``, ``corrector``).
 
         Returns:
             ``len(compositions)`` lists of ``n_samples`` ``Structure`` objects.
+
+        Raises:
+            RequestError: a composition the model cannot sample or one that contradicts its prompt.
         """
         if self.config.model.task != "csp":
             raise ValueError("this model generates atom types too; use generate(), or train a task='csp' model")
-        from pymatgen.core import Composition
-
-        zs = []
-        for c in compositions:
-            if hasattr(c, "species") and hasattr(c, "lattice"):
-                zs.append([s.Z for s in c.species])
-            else:
-                comp = Composition(c) if isinstance(c, str) else c
-                zs.append([el.Z for el, amt in comp.items() for _ in range(int(round(amt)))])
-                if any(abs(amt - round(amt)) > 1e-6 for amt in comp.values()):
-                    raise ValueError(f"composition {c} has fractional amounts")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise RequestError(f"n_samples must be a whole number >= 1, got {n_samples!r}")
+        compositions = list(compositions)
+        if prompts is not None and len(prompts) != len(compositions):
+            raise RequestError(f"got {len(prompts)} prompts for {len(compositions)} compositions")
+        sc = self._settings(**overrides)
+        zs, notes = [], []
+        for i, c in enumerate(compositions):
+            z = composition_atoms(c)
+            notes += self.check_request(z, None if prompts is None else prompts[i], allow_unseen_elements,
+                                        what=f"composition {i} ({c if isinstance(c, str) else len(z)})")
+            zs.append(z)
+        self._warn(notes)
+        template = None
+        if templates is not None:
+            template = Templates.build(templates, zs, template_t, self.model.num_steps, n_samples)
         num_atoms = [len(z) for z in zs for _ in range(n_samples)]
         types = [x for z in zs for _ in range(n_samples) for x in z]
         rep_prompts = None if prompts is None else [p for p in prompts for _ in range(n_samples)]
         cond = self.condition(rep_prompts, len(num_atoms))
-        flat = self._run(num_atoms, cond, types, self._settings(**overrides), progress)
+        flat = self._run(num_atoms, cond, types, sc, progress, template)
         return [flat[i * n_samples : (i + 1) * n_samples] for i in range(len(zs))]
 
     def sample_csp_selected(self, compositions, prompts: Sequence[str] | None = None, draws: int = 4,
@@ -173,17 +311,27 @@ class CrystalGenerator:
 
         Returns:
             a flat list of ``Structure`` objects (prompt-major order).
+
+        Raises:
+            RequestError: ``n`` < 1, an atom count < 1, or one the prompt's formula cannot fill.
         """
         if self.config.model.task != "gen":
             raise ValueError("this is a CSP model (atom types are inputs); use sample_csp()")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise RequestError(f"n must be a whole number >= 1, got {n!r}")
         sc = self._settings(**overrides)
         rng = np.random.default_rng(sc.seed)
         if prompts is None:
-            counts = self._draw_num_atoms(n, rng) if num_atoms is None else list(num_atoms)
+            counts = self._draw_num_atoms(n, rng) if num_atoms is None else [int(k) for k in num_atoms]
+            self._warn([w for i, k in enumerate(counts) for w in self.check_request(k, None, what=f"sample {i}")])
             return self._run(counts, None, None, sc, progress)
         prompts = list(prompts)
         if num_atoms is None:
             num_atoms = [self._atoms_from_prompt(p, rng) for p in prompts]
+        elif len(num_atoms) != len(prompts):
+            raise RequestError(f"got {len(num_atoms)} atom counts for {len(prompts)} prompts")
+        self._warn([w for i, (k, p) in enumerate(zip(num_atoms, prompts))
+                    for w in self.check_request(int(k), p, what=f"prompt {i}")])
         counts = [int(k) for k in num_atoms for _ in range(n)]
         rep = [p for p in prompts for _ in range(n)]
         return self._run(counts, self.condition(rep, len(rep)), None, sc, progress)
@@ -207,6 +355,50 @@ class CrystalGenerator:
         return allowed[0]
 
 
+@dataclass
+class Templates:
+    """Template crystals for every chain of a CSP run (see :meth:`CrystalGenerator.sample_csp`).
+
+    ``lattice [B, 3, 3]`` and ``frac_coords [N, 3]`` follow the chains' order; atoms of each
+    template are ordered like the target composition's atoms (by species when the template has
+    the same elements, else as the template lists them).
+    """
+
+    t: int
+    lattice: torch.Tensor
+    frac_coords: torch.Tensor
+
+    @classmethod
+    def build(cls, templates, zs: list[list[int]], t: int | None, T: int, repeats: int) -> "Templates":
+        if t is None or isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= T:
+            raise RequestError(f"template_t must be a whole number in [1, {T}] with templates, got {t!r}")
+        if len(templates) != len(zs):
+            raise RequestError(f"got {len(templates)} templates for {len(zs)} compositions")
+        lats, fracs = [], []
+        for i, (tpl, z) in enumerate(zip(templates, zs)):
+            if len(tpl) != len(z):
+                raise RequestError(f"template {i} has {len(tpl)} atoms but composition {i} has {len(z)}")
+            tz = [site.specie.Z for site in tpl]
+            order = list(range(len(tz)))
+            if sorted(tz) == sorted(z):  # pair atoms species by species
+                pool: dict[int, list[int]] = {}
+                for j, zz in enumerate(tz):
+                    pool.setdefault(zz, []).append(j)
+                order = [pool[zz].pop(0) for zz in z]
+            f = np.asarray(tpl.frac_coords, dtype=np.float64)[order] % 1.0
+            for _ in range(repeats):
+                lats.append(np.asarray(tpl.lattice.matrix, dtype=np.float64))
+                fracs.append(f)
+        return cls(t, torch.as_tensor(np.stack(lats), dtype=torch.float32),
+                   torch.as_tensor(np.concatenate(fracs), dtype=torch.float32))
+
+    def slice(self, start: int, stop: int, offsets: np.ndarray):
+        """The :class:`tgdmat.model.TemplateStart` of chains ``start:stop``."""
+        from tgdmat.model import TemplateStart
+
+        return TemplateStart(self.t, self.lattice[start:stop], self.frac_coords[offsets[start] : offsets[stop]])
+
+
 def from_pretrained(path: str | os.PathLike, device: str | torch.device | None = None) -> CrystalGenerator:
     """Load a checkpoint written by :func:`tgdmat.train.train` (``best.pt`` or ``last.pt``).
 
@@ -223,6 +415,8 @@ def from_pretrained(path: str | os.PathLike, device: str | torch.device | None =
     model.load_state_dict(ckpt["ema"] if "ema" in ckpt else ckpt["model"])
     hist = json.loads(ckpt["num_atoms_hist"]) if "num_atoms_hist" in ckpt else {}
     info = {k: ckpt[k] for k in ("seed", "commit", "protocol", "epoch") if k in ckpt}
+    if "train_elements" in ckpt:
+        info["train_elements"] = json.loads(ckpt["train_elements"])
     return CrystalGenerator(model.to(device), cfg, names, {int(k): v for k, v in hist.items()}, device, info)
 
 

@@ -84,12 +84,63 @@ def save_checkpoint(path: str | os.PathLike, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used; the message names the file and why."""
+
+
+class RunExistsError(FileExistsError):
+    """``out_dir`` already holds a run and the caller asked neither to resume nor to overwrite it."""
+
+
+RUN_FILES = ("last.pt", "best.pt", "log.csv", "log.json", "config.json")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
-    """Read a checkpoint with ``weights_only=True`` (no code from the file runs)."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    """Read a checkpoint with ``weights_only=True`` (no code from the file runs).
+
+    Raises :class:`CheckpointError` naming the file when it is missing, truncated or corrupt,
+    holds anything but tensors, numbers and strings, or is not a tgdmat checkpoint. (torch's own
+    message for a refused object suggests loading with ``weights_only=False``, which would run
+    code from the file; it is never passed on.)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt zip, truncated file, refused global, ...
+        text = str(exc)
+        if "Unsupported global" in text or "GLOBAL" in text:
+            why = "it names Python objects that tgdmat never writes (refused without running them)"
+        else:
+            detail = next((ln.split("error:", 1)[1].strip() for ln in text.splitlines() if "Unpickler error:" in ln), "")
+            detail = detail or next((ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln
+                                     and "torch.load" not in ln), type(exc).__name__)
+            why = f"the file is truncated, corrupt or not a torch checkpoint ({detail[:100] or type(exc).__name__})"
+        raise CheckpointError(f"{path}: cannot read this checkpoint: {why}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a tgdmat checkpoint (format {CHECKPOINT_FORMAT})")
+        raise CheckpointError(f"{path}: not a tgdmat checkpoint (format {CHECKPOINT_FORMAT})")
+    missing = [k for k in ("config", "model") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: tgdmat checkpoint without {', '.join(missing)}")
     return ckpt
+
+
+def config_diff(old: str | dict, new: str | dict) -> list[str]:
+    """Fields that differ between two configs (JSON or dict), as ``"train.epochs: 800 → 1000"``.
+
+    Both sides first go through :meth:`Config.from_json`, so fields added to the config after a
+    checkpoint was written take their defaults on both sides and are not reported.
+    """
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    a = flat(json.loads(Config.from_json(old).to_json()))
+    b = flat(json.loads(Config.from_json(new).to_json()))
+    return [f"{k}: {a.get(k)!r} → {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,9 +245,7 @@ def holdout_match_rate(model, dataset, table, cfg: Config, device) -> float:
     successive evaluations are comparable; logged next to the held-out loss, never used for
     selecting the checkpoint.
     """
-    from types import SimpleNamespace
-
-    from tgdmat.crystal import batch_to_structures
+    from tgdmat.crystal import arrays_to_structures, batch_to_structures
     from tgdmat.metrics import evaluate_csp
 
     was_training = model.training
@@ -208,8 +257,7 @@ def holdout_match_rate(model, dataset, table, cfg: Config, device) -> float:
     A, F, L = model.sample(batch.num_atoms, _cond(model, table, ids, 0, device), batch.atom_types.to(device),
                            num_steps=sc.num_steps, step_lr=cfg.step_lr(), corrector=sc.corrector,
                            guidance_scale=sc.guidance_scale, lattice_eta=sc.lattice_eta, generator=gen)
-    preds = batch_to_structures(SimpleNamespace(atom_types=A.cpu(), frac_coords=F.cpu(), lattice=L.cpu(),
-                                                num_atoms=batch.num_atoms))
+    preds = arrays_to_structures(A.cpu(), F.cpu(), L.cpu(), batch.num_atoms)
     model.train(was_training)
     return evaluate_csp(preds, batch_to_structures(batch), workers=1, progress=False)["match_rate_pct"]
 
@@ -233,6 +281,7 @@ def train(
     resume: bool = True,
     progress: bool = True,
     stop_after_epochs: int | None = None,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Train ``cfg`` and write checkpoints and logs to ``out_dir`` (see the module docstring).
 
@@ -241,7 +290,11 @@ def train(
         out_dir: folder for ``last.pt``, ``best.pt``, ``log.csv``, ``log.json``, ``config.json``.
         splits: precomputed :class:`tgdmat.data.Splits` (default: the shipped data set).
         device: ``"cpu"``/``"cuda"``; default: CUDA when available.
-        resume: continue from ``out_dir/last.pt`` when it exists (its config must match).
+        resume: continue from ``out_dir/last.pt`` when it exists (its config must match; a
+            mismatch raises and lists the differing fields).
+        overwrite: delete the run files in ``out_dir`` (``last.pt``, ``best.pt``, logs,
+            ``config.json``) and start afresh. Without it, a folder that holds a run is never
+            replaced: ``resume=False`` then raises :class:`RunExistsError`.
         stop_after_epochs: return after this many epochs *of this call* (simulates a killed
             run in tests; the checkpoint is complete).
     """
@@ -258,6 +311,18 @@ def train(
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     out = Path(out_dir)
+    existing = [f for f in RUN_FILES if (out / f).exists()]
+    if existing and overwrite:
+        if rank.main:
+            for f in existing:
+                (out / f).unlink()
+        existing = []
+    if existing and not resume:
+        raise RunExistsError(f"{out} already holds a run ({', '.join(existing)}); resume it, choose another "
+                             f"folder, or pass overwrite=True (CLI: --overwrite) to replace it")
+    if existing and resume and not (out / "last.pt").exists():
+        raise RunExistsError(f"{out} holds run files ({', '.join(existing)}) but no last.pt to resume from; "
+                             f"choose another folder or pass overwrite=True (CLI: --overwrite)")
     out.mkdir(parents=True, exist_ok=True)
     tc = cfg.train
     torch.manual_seed(tc.seed)
@@ -281,8 +346,10 @@ def train(
     last_path, best_path = out / "last.pt", out / "best.pt"
     if resume and last_path.exists():
         ckpt = load_checkpoint(last_path, map_location=device)
-        if json.loads(ckpt["config"]) != json.loads(cfg.to_json()):
-            raise ValueError(f"{last_path} was written with a different config; use another out_dir or resume=False")
+        diff = config_diff(ckpt["config"], cfg.to_json())
+        if diff:
+            raise CheckpointError(f"{last_path} was written with a different config ({'; '.join(diff)}); "
+                                  f"use the same settings, another folder, or overwrite=True (CLI: --overwrite)")
         model.load_state_dict(ckpt["model"])
         ema.module.load_state_dict(ckpt["ema"])
         ema.n_averaged.copy_(ckpt["ema_n_averaged"])
@@ -303,6 +370,7 @@ def train(
         "property_std": torch.tensor(stats[2], dtype=torch.float64),
         "protocol": splits.protocol,
         "num_atoms_hist": json.dumps({int(k): int(v) for k, v in zip(*np.unique(train_ds.num_atoms, return_counts=True))}),
+        "train_elements": json.dumps(sorted(int(z) for z in np.unique(train_ds.atom_types))),
         "versions": json.dumps(versions()),
     }
     t_start = time.perf_counter()
