@@ -14,7 +14,7 @@ def main() -> int:
     os.environ["TGDMAT_CACHE"] = tempfile.mkdtemp(prefix="tgdmat-bench-")
     from tgdmat.benchmark import write_result
     from tgdmat.data import load_dataset
-    from tgdmat.train import hardware
+    from tgdmat.provenance import hardware
 
     import torch
 

@@ -23,6 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tgdmat import provenance  # noqa: E402
 
 
 def _rss_kib(field: str) -> int:
@@ -92,14 +95,6 @@ def run_case(n_atoms: int, batch_size: int, cond_mode: str, repeats: int, thread
     )
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return "uncommitted"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[5, 20, 24])
@@ -140,7 +135,7 @@ def main() -> None:
                   flush=True)
     record = dict(
         command=" ".join([Path(sys.executable).name, *sys.argv]),
-        commit=_commit(), seed=a.seed, threads=a.threads, repeats=a.repeats,
+        commit=provenance.git_commit(), seed=a.seed, threads=a.threads, repeats=a.repeats,
         versions=dict(python=platform.python_version(), torch=torch.__version__),
         hardware=dict(machine=platform.machine(), processor=platform.processor(),
                       cpu_count=os.cpu_count(), loadavg_at_start=load_start,

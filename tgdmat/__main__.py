@@ -102,7 +102,7 @@ def _csp(args) -> int:
     predictor = None if args.predictor == "none" else args.predictor
     result = csp_benchmark(gen, ds, n_samples=args.n, limit=args.limit, select_from=args.select_from,
                            predictor=predictor, **_sample_overrides(args))
-    write_result(result, args.out)
+    write_result(result, args.out, generator=gen, checkpoint=args.checkpoint)
     m = result["metrics"]
     how = (f"1 of {args.select_from} draws returned ({args.predictor})" if args.select_from > 1
            else f"{args.n} samples")
@@ -206,7 +206,7 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from tgdmat.sample import RequestError
     from tgdmat.text.encoders import EncoderUnavailableError
     from tgdmat.text.facts import PromptError
-    from tgdmat.train import CheckpointError, RunExistsError
+    from tgdmat.checkpoint import CheckpointError, RunExistsError
 
     return (ConfigError, DataError, InputError, RequestError, PromptError, CheckpointError, RunExistsError,
             EncoderUnavailableError, FileNotFoundError, ValueError)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     alone, the one-sample baseline of the same run.
     """
     from tgdmat.metrics import evaluate_csp
-    from tgdmat.train import hardware
+    from tgdmat.provenance import hardware
 
     if select_from < 1:
         raise ValueError(f"select_from must be >= 1, got {select_from}")
@@ -85,22 +84,18 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     }
 
 
-def write_result(result: dict, path: str | os.PathLike, command: str | None = None) -> Path:
-    """Add provenance (command, commit, date, versions) and write ``path`` as JSON."""
-    from tgdmat.train import git_commit, versions
+def write_result(result: dict, path: str | os.PathLike, generator=None, checkpoint=None,
+                 command: str | None = None) -> Path:
+    """Write a CSP/sampling result with its provenance (:func:`tgdmat.provenance.write_result`).
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    result = {
-        "command": command or " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": git_commit(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "versions": versions(),
-        "protocol": "train = official val minus seeded held-out slice; evaluated on the official test split",
-        **result,
-    }
-    path.write_text(json.dumps(result, indent=2, default=str))
-    return path
+    ``checkpoint`` (a path) is recorded with its sha256; the protocol comes from the split in
+    ``result`` and the training protocol stored in the checkpoint (``generator.info``).
+    """
+    from tgdmat.provenance import write_result as _write
+
+    proto = None if generator is None else generator.info.get("protocol")
+    return _write(result, path, inputs=[checkpoint] if checkpoint else [], command=command,
+                  split=result.get("split"), dataset=result.get("dataset"), checkpoint_protocol=proto)
 
 
 def torch_threads(n: int | None) -> None:

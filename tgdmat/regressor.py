@@ -107,7 +107,7 @@ def train_regressor(dataset: str, out: str | Path, epochs: int = 40, batch_size:
     from tqdm.auto import tqdm
 
     from tgdmat.data import load_splits
-    from tgdmat.train import git_commit
+    from tgdmat.provenance import git_commit
 
     torch.manual_seed(seed)
     splits = load_splits(dataset, seed=seed, progress=progress)

@@ -404,7 +404,8 @@ def from_pretrained(path: str | os.PathLike, device: str | torch.device | None =
 
     Reads with ``weights_only=True``; the config, seed and commit travel in the checkpoint.
     """
-    from tgdmat.train import build_model, default_device, load_checkpoint
+    from tgdmat.checkpoint import load_checkpoint
+    from tgdmat.train import build_model, default_device
 
     device = torch.device(device) if device is not None else default_device()
     ckpt = load_checkpoint(path, map_location=device)
