@@ -2,7 +2,9 @@
 
 ``evaluate_generation`` follows CDVAE's / DiffCSP's ``GenEval`` and adds prompt fidelity:
 
-1. validity of every generated crystal (structural, compositional; ``None`` is invalid);
+1. validity of every generated crystal (structural, compositional; ``None`` is invalid), at
+   most ``validity_time_limit_s`` per crystal (a crystal past it is skipped: counted invalid
+   and listed);
 2. fingerprints of generated and reference crystals (cached; CrystalNN failures make a crystal
    invalid, as in the papers: ``valid`` = structural ∧ compositional ∧ fingerprint);
 3. COV-R / COV-P over *all* generated crystals with the standard cut-offs, and the same with
@@ -10,7 +12,8 @@
 4. ``n_samples`` (1,000) valid crystals drawn with ``seed``: Wasserstein distances of density,
    number of elements and (with a predictor) the property against every reference crystal,
    and CDVAE's fingerprint diversities;
-5. prompt fidelity, if prompt facts are given (invalid crystals count as misses).
+5. prompt fidelity, if prompt facts are given (invalid crystals count as misses; symmetry
+   facts are looked for on a ladder of tolerances up to ``symprec``, see ``fidelity.py``).
 
 All rates are percentages (keys ending ``_pct``).
 """
@@ -37,12 +40,13 @@ def evaluate_generation(
     seed: int = 0,
     n_samples: int = 1000,
     comp_scaler: str = "cdvae",
-    symprec: float = 0.1,
+    symprec: float | Sequence[float] = 0.1,
     angle_tolerance: float = 5.0,
     workers: int | None = None,
     cache: bool = True,
     progress: bool = True,
     test_fingerprints=None,
+    validity_time_limit_s: float | None = 2.0,
 ) -> dict:
     """Generation metrics of ``gen_structures`` against ``test_structures``.
 
@@ -56,9 +60,14 @@ def evaluate_generation(
             reported missing with the reason.
         seed: seed of the draw of ``n_samples`` valid crystals for the Wasserstein statistics.
         comp_scaler: ``"cdvae"`` (the papers' fixed standardisation) or ``"reference"``.
-        symprec, angle_tolerance: symmetry tolerances of prompt fidelity (Å, degrees).
+        symprec: loosest distance tolerance (Å) of prompt fidelity's symmetry ladder, or the
+            ladder itself (0.1 -> 0.01, 0.02, 0.05, 0.1 Å; see ``fidelity.symprec_ladder``).
+        angle_tolerance: angle tolerance of prompt fidelity (degrees).
         workers, cache, progress: fingerprint process count, disk cache, progress bars.
         test_fingerprints: precomputed ``Fingerprints`` of ``test_structures`` (optional).
+        validity_time_limit_s: seconds the validity checks of one crystal may take (None: no
+            limit); ``validity`` reports ``skipped_count``, ``skipped_indices`` and
+            ``time_limit_s``.
 
     Returns a JSON-serialisable dict with ``validity``, ``coverage`` (``standard`` and
     ``tgdmat_loose_cutoffs``), ``property_stats``, ``diversity``, ``fidelity`` (or ``None``),
@@ -77,7 +86,7 @@ def evaluate_generation(
     loose = cov_cutoffs(dataset, "tgdmat")
 
     t = time.perf_counter()
-    val = validity_arrays(gen, progress=progress)
+    val = validity_arrays(gen, progress=progress, time_limit_s=validity_time_limit_s)
     timings["validity"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -98,6 +107,9 @@ def evaluate_generation(
         "valid_pct": float(100.0 * valid.mean()),
         "n_missing": int(sum(s is None for s in gen)),
         "n_fingerprint_failed": int(fp_gen.stats.get("failed", 0)),
+        "skipped_count": int(val["skipped"].sum()),
+        "skipped_indices": [int(i) for i in val["skipped"].nonzero()[0]],
+        "time_limit_s": validity_time_limit_s,
     }
 
     t = time.perf_counter()
