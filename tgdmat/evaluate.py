@@ -213,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--comp-scaler", choices=["cdvae", "reference"], default="cdvae",
                    help="standardisation of composition features for COV: the papers' fixed numbers "
                         "(cdvae, default) or statistics of the reference split")
-    p.add_argument("--symprec", type=float, default=0.1, help="symmetry tolerance in Å for prompt fidelity (0.1)")
+    p.add_argument("--symprec", type=float, default=0.1,
+                   help="loosest symmetry tolerance in Å of the prompt-fidelity ladder (0.1 → 0.01, 0.02, 0.05, 0.1)")
+    p.add_argument("--validity-time-limit", type=float, default=2.0,
+                   help="seconds per structure for the validity checks; slower ones are counted as skipped (2)")
     p.add_argument("--angle-tolerance", type=float, default=5.0,
                    help="angle tolerance in degrees for prompt fidelity (5)")
     p.add_argument("--require-valid", choices=["full", "structural", "none"], default="full",
@@ -264,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             [e.structure for e in entries], ref.structures(), args.dataset, prompts_facts=facts,
             predictor=predictor, seed=args.seed, n_samples=args.n_samples, comp_scaler=args.comp_scaler,
             symprec=args.symprec, angle_tolerance=args.angle_tolerance, workers=args.workers,
+            validity_time_limit_s=args.validity_time_limit,
             cache=not args.no_cache, progress=progress)
         if fact_counts:
             result["fidelity"] = {**(result["fidelity"] or {}), **fact_counts}

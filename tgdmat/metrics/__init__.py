@@ -12,6 +12,8 @@ module                 what
 ``stats``              Wasserstein distances of density, #elements, a predicted property
 ``fidelity``           prompt fidelity: formula, elements, crystal system, space group
 ``generation``         ``evaluate_generation`` / ``evaluate_csp``: everything in one call
+``strict``             ``evaluate_csp_strict``: tight match + space group, METRe/cRMSE
+                       (arXiv:2509.12178), train/test duplicate finder
 =====================  =============================================================
 
 Submodules are imported on first use, so ``import tgdmat.metrics`` is cheap.
@@ -44,8 +46,15 @@ _LAZY = {
     "sample_valid_indices": "stats",
     "resolve_predictor": "stats",
     "prompt_fidelity": "fidelity",
-    "structure_facts": "fidelity",
+    "observed_facts": "fidelity",
     "normalise_facts": "fidelity",
+    "evaluate_csp_strict": "strict",
+    "find_duplicates": "strict",
+    "match_rate_without_duplicates": "strict",
+    "polymorph_metrics": "strict",
+    "reduce_all": "strict",
+    "STRICT_MATCHER": "strict",
+    "SPACE_GROUP_SETTINGS": "strict",
 }
 
 __all__ = sorted(_LAZY)
