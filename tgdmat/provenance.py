@@ -108,9 +108,10 @@ def command_line(argv: list[str] | None = None) -> str:
     if not argv or argv[0] in ("-c", ""):
         raise ValueError("a result must come from a re-runnable command (a script or python -m tgdmat), "
                          "not python -c or an interactive session")
-    head = argv[0]
-    if head.endswith(os.path.join("tgdmat", "__main__.py")):
-        prog = ["python", "-m", "tgdmat"]
+    head = Path(argv[0]).resolve()
+    package = Path(__file__).resolve().parent
+    if head.parent == package and head.suffix == ".py":  # python -m tgdmat / python -m tgdmat.<module>
+        prog = ["python", "-m", "tgdmat" if head.stem == "__main__" else f"tgdmat.{head.stem}"]
     else:
         prog = ["python", relative(head)]
     import shlex

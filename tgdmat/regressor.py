@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     res = train_regressor(args.dataset, args.out, epochs=args.epochs, seed=args.seed)
-    write_result(res, args.result or f"results/property_regressor_{args.dataset}.json")
+    write_result(res, args.result or f"results/property_regressor_{args.dataset}.json", checkpoint=args.out)
     print(json.dumps({k: res[k] for k in ("test", "test_mae_mean_predictor", "seconds")}, indent=1))
     return 0
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Re-make every measured file in results/ from a clean commit, in the order they depend on each other.
+#
+#   bash scripts/regenerate_results.sh            # all of them (about 2 CPU-hours on this project's machine)
+#   bash scripts/regenerate_results.sh csp        # one group: regressors | csp | select | probes | bench
+#
+# Every command below is exactly what the result file records as its "command"; run it from the
+# repository root of a clean checkout (no uncommitted changes), or the files will say "+dirty".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+PY=${PY:-python}
+only=${1:-all}
+run() { echo "+ $*" >&2; "$@"; }
+want() { [ "$only" = all ] || [ "$only" = "$1" ]; }
+CK=results/checkpoints
+
+if want regressors; then
+  run $PY -m tgdmat.regressor --dataset perov_5 --epochs 30 --threads 1 --out $CK/regressor_perov_5.pt
+  run $PY -m tgdmat.regressor --dataset carbon_24 --epochs 15 --threads 1 --out $CK/regressor_carbon_24.pt
+fi
+if want csp; then
+  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_quick.pt --split test --threads 1 --out results/csp_perov_5_quick.json
+  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_text.pt --split test --threads 1 --out results/csp_perov_5_text.json
+  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_text_facts.pt --split test --threads 1 --out results/csp_perov_5_text_facts.json
+  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_text.pt --split test --guidance 1.5 --threads 1 --out results/csp_perov_5_long_text_tuned.json
+  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_text_facts.pt --split test --guidance 3 --threads 1 --out results/csp_perov_5_long_text_facts_w3.json
+fi
+if want select; then
+  for v in text text_facts; do
+    run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_$v.pt --split test --select-from 4 --predictor ours --threads 1 \
+      --out results/csp_perov_5_long_${v}_select4.json
+  done
+fi
+if want probes; then
+  for v in text text_facts; do
+    run $PY benchmarks/bench_sampler_holdout.py --checkpoint $CK/perov_5_csp_long_$v.pt --guidance 1 1.5 2 3 --steps 100 \
+      --threads 1 --out results/sampler_holdout_perov_5_long_$v.json
+  done
+  run $PY benchmarks/bench_numeric_conditioning.py --text $CK/perov_5_csp_long_text.pt --facts $CK/perov_5_csp_long_text_facts.pt \
+    --csp-text results/csp_perov_5_long_text_select4.json --csp-facts results/csp_perov_5_long_text_facts_select4.json \
+    --diagnose 300 --threads 1 --out results/numeric_conditioning.json
+  run $PY benchmarks/bench_numeric_conditioning.py --text $CK/perov_5_csp_text.pt --facts $CK/perov_5_csp_text_facts.pt \
+    --csp-text results/csp_perov_5_text.json --csp-facts results/csp_perov_5_text_facts.json --threads 1 \
+    --out results/numeric_conditioning_40ep.json
+fi
+if want bench; then
+  run $PY benchmarks/bench_data.py
+  run $PY benchmarks/bench_train_sample.py --checkpoint $CK/perov_5_csp_text.pt --threads 1 --train-steps 4 --sample-crystals 32 \
+    --sample-steps 1000 100 50 --csp-targets 128 --csp-steps 25 50 100 250 1000
+fi
