@@ -1,4 +1,4 @@
-"""Command line: ``python -m tgdmat {train, sample, csp, evaluate} --help``.
+"""Command line: ``python -m tgdmat {train, sample, csp, generate, evaluate} --help``.
 
 Examples::
 
@@ -10,6 +10,9 @@ Examples::
 
     # generate crystals from a prompt and write CIFs (+ samples.json for `evaluate`)
     python -m tgdmat sample --checkpoint runs/perov_gen/best.pt --prompt "Below is ..." --n 8 --out samples/
+
+    # 10,000 generated crystals, resumable, batch by batch (then: evaluate <out>/samples.json)
+    python -m tgdmat generate --checkpoint runs/perov_gen/best.pt --n 10000 --out runs/perov_gen/free10k
 
     # score generated crystals with the literature's metrics
     python -m tgdmat evaluate --help
@@ -111,6 +114,22 @@ def _csp(args) -> int:
     return 0
 
 
+def _generate(args) -> int:
+    from tgdmat import sample_set
+    from tgdmat.sample import from_pretrained
+
+    _threads(args)
+    gen = from_pretrained(args.checkpoint, device=args.device)
+    if args.per_prompt:
+        request = sample_set.split_requests(gen, args.per_prompt, limit=args.limit)
+    else:
+        request = sample_set.training_requests(gen, args.n, seed=args.seed or 0, prompts_from=args.prompts_from)
+    ov = {k: v for k, v in _sample_overrides(args).items() if k not in ("seed", "batch_size")}
+    summary = sample_set.run(gen, request, args.out, batch_size=args.batch_size or 256, seed=args.seed or 0, **ov)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
 def _evaluate(argv) -> int:
     from tgdmat.evaluate import main as evaluate_main
 
@@ -183,6 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="property predictor for --select-from (none: validity only)")
     c.add_argument("--out", required=True, help="results JSON path")
     c.set_defaults(func=_csp)
+
+    g = sub.add_parser("generate", help="generation models: a large resumable sampling run → <out>/samples.json")
+    sampling_args(g)
+    how = g.add_mutually_exclusive_group(required=True)
+    how.add_argument("--per-prompt", metavar="SPLIT",
+                     help="one sample per crystal of SPLIT, with its prompt and atom count (TGDMat's protocol)")
+    how.add_argument("--n", type=_positive_int,
+                     help="N samples with atom counts drawn from the training split (CDVAE/DiffCSP protocol)")
+    g.add_argument("--prompts-from", metavar="SPLIT", help="with --n: cycle the prompts of SPLIT (conditioned set)")
+    g.add_argument("--limit", type=_positive_int, help="with --per-prompt: only the first N crystals")
+    g.add_argument("--out", required=True, help="run folder (batches/, samples.json, run.json); resumes if present")
+    g.set_defaults(func=_generate)
 
     sub.add_parser("evaluate", help="score generated crystals (see: python -m tgdmat evaluate --help)", add_help=False)
     return p

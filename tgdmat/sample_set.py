@@ -1,0 +1,142 @@
+"""Large, resumable sampling runs: the literature's two generation protocols, written batch by batch.
+
+* **Per prompt** (TGDMat): one sample for every prompt of a split, with that crystal's atom count
+  (``prompts`` and ``num_atoms`` from the split, e.g. :func:`split_requests`).
+* **N samples** (CDVAE / DiffCSP): ``n`` samples whose atom counts are drawn from the training
+  split's distribution, without prompts (unconditioned) or with prompts cycled from a split
+  (conditioned).
+
+The requests are fixed up front and cut into batches; batch ``b`` is sampled with the seed
+``seed + b`` and written atomically to ``<out>/batches/batch_<b>.json``. A killed run restarts at
+the first missing batch, so it loses at most the batch in flight and never duplicates a sample;
+the finished run is the same, sample for sample, as an unbroken one. When every batch exists,
+``<out>/samples.json`` holds all samples in request order (the format ``python -m tgdmat evaluate``
+reads) and ``<out>/run.json`` the settings and timings.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Request:
+    """What to sample: one entry per sample (``prompt`` may be ``None``; ``target_id`` is a label)."""
+
+    num_atoms: list[int]
+    prompts: list[str] | None = None
+    target_ids: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.num_atoms)
+        for name in ("prompts", "target_ids"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise ValueError(f"Request.{name} has {len(value)} entries for {n} samples")
+        if n == 0:
+            raise ValueError("Request: nothing to sample")
+        if min(self.num_atoms) < 1:
+            raise ValueError("Request.num_atoms: every sample needs at least one atom")
+
+    def digest(self) -> str:
+        """sha256 of the request, so a resumed run refuses a folder made for other requests."""
+        from tgdmat.paths import sha256_text
+
+        return sha256_text(json.dumps([self.num_atoms, self.prompts, self.target_ids]))
+
+
+def split_requests(generator, split: str = "test", limit: int | None = None) -> Request:
+    """One request per crystal of ``split`` of the model's data set: its prompt and its atom count."""
+    from tgdmat.benchmark import split_prompts
+    from tgdmat.data import load_dataset
+
+    ds = load_dataset(generator.config.model.dataset, split, progress=False)
+    if limit is not None:
+        ds = ds.subset(range(min(limit, len(ds))))
+    prompts = split_prompts(ds, generator.config.model.prompt)
+    return Request([int(k) for k in ds.num_atoms], prompts, list(ds.material_ids))
+
+
+def training_requests(generator, n: int, seed: int = 0, prompts_from: str | None = None) -> Request:
+    """``n`` atom counts drawn from the training distribution; prompts cycled from a split when asked.
+
+    With ``prompts_from``, sample ``i`` takes prompt ``i mod len(split)`` of that split and the
+    atom count its formula implies (:meth:`CrystalGenerator.generate`'s rule), so that the
+    conditioned set states facts the sampled cell can hold.
+    """
+    rng = np.random.default_rng(seed)
+    if prompts_from is None:
+        return Request(generator._draw_num_atoms(n, rng))
+    base = split_requests(generator, prompts_from)
+    idx = [i % len(base.num_atoms) for i in range(n)]
+    return Request([base.num_atoms[i] for i in idx], [base.prompts[i] for i in idx],
+                   [base.target_ids[i] for i in idx])
+
+
+def run(generator, request: Request, out: str, batch_size: int = 256, seed: int = 0, progress: bool = True,
+        stop_after_batches: int | None = None, **overrides) -> dict:
+    """Sample ``request`` into ``out`` batch by batch (resumable); returns the run summary.
+
+    Args:
+        generator: a loaded :class:`tgdmat.sample.CrystalGenerator` with ``task="gen"``.
+        request: what to sample (:class:`Request`).
+        out: the run folder.
+        batch_size: samples per batch file (also the sampling batch).
+        seed: batch ``b`` uses ``seed + b``.
+        stop_after_batches: return after this many new batches (tests simulate a kill with it).
+        **overrides: :class:`tgdmat.config.SampleConfig` fields (steps, guidance, ...).
+    """
+    from tqdm.auto import tqdm
+
+    from tgdmat.provenance import atomic_write_text
+
+    if generator.config.model.task != "gen":
+        raise ValueError("sample_set.run is for generation models; CSP models: python -m tgdmat csp")
+    out = Path(out)
+    folder = out / "batches"
+    folder.mkdir(parents=True, exist_ok=True)
+    meta_path = out / "request.json"
+    meta = {"digest": request.digest(), "batch_size": batch_size, "seed": seed,
+            "overrides": {k: v for k, v in overrides.items() if v is not None}, "n": len(request.num_atoms)}
+    if meta_path.exists():
+        old = json.loads(meta_path.read_text())
+        if old != meta:
+            raise ValueError(f"{out} holds a sampling run with other settings or requests ({meta_path}); "
+                             f"use another folder")
+    else:
+        atomic_write_text(meta_path, json.dumps(meta, indent=1))
+    n = len(request.num_atoms)
+    batches = range((n + batch_size - 1) // batch_size)
+    done_now, t0 = 0, time.perf_counter()
+    for b in tqdm(batches, desc="batches", disable=not progress):
+        path = folder / f"batch_{b:05d}.json"
+        if path.exists():
+            continue
+        lo, hi = b * batch_size, min(n, (b + 1) * batch_size)
+        prompts = None if request.prompts is None else request.prompts[lo:hi]
+        structures = generator.generate(prompts, n=1, num_atoms=request.num_atoms[lo:hi], progress=False,
+                                        **{**overrides, "seed": seed + b, "batch_size": batch_size}) \
+            if prompts is not None else \
+            generator.generate(None, n=hi - lo, num_atoms=request.num_atoms[lo:hi], progress=False,
+                               **{**overrides, "seed": seed + b, "batch_size": batch_size})
+        records = [{"cif": s.to(fmt="cif"), "prompt": None if prompts is None else prompts[i - lo],
+                    "target_id": None if request.target_ids is None else request.target_ids[i],
+                    "index": i} for i, s in zip(range(lo, hi), structures)]
+        atomic_write_text(path, json.dumps(records))
+        done_now += 1
+        if stop_after_batches is not None and done_now >= stop_after_batches:
+            break
+    have = sorted(folder.glob("batch_*.json"))
+    summary = {"n_requested": n, "batches_done": len(have), "batches_total": len(batches),
+               "batches_this_call": done_now, "seconds_this_call": time.perf_counter() - t0}
+    if len(have) == len(batches):
+        samples = [r for p in have for r in json.loads(p.read_text())]
+        assert [r["index"] for r in samples] == list(range(n)), "batch files do not cover the request exactly"
+        atomic_write_text(out / "samples.json", json.dumps(samples))
+        summary["samples"] = str(out / "samples.json")
+    atomic_write_text(out / "run.json", json.dumps({**meta, **summary}, indent=1))
+    return summary
