@@ -2,8 +2,9 @@
 
 For one CSP checkpoint, this draws one structure per crystal of the held-out slice (the seeded
 10 % of the official ``val`` split that training never saw, and that already selected the
-checkpoint) for each combination of classifier-free guidance scale ``w`` and number of sampling
-steps, and reports the match rate and RMSE of each. The best setting is then run once on the
+checkpoint) for each combination of classifier-free guidance scale ``w``, number of sampling
+steps and template start time ``t0`` (0 = no template: the chain starts from the prior; otherwise
+from the nearest *training* crystal noised to ``t0``), and reports the match rate and RMSE of each. The best setting is then run once on the
 official ``test`` split with ``python -m tgdmat csp --guidance W --steps S``.
 
 Usage::
@@ -28,6 +29,9 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--guidance", type=float, nargs="+", default=[1.0, 1.5, 2.0, 3.0])
     ap.add_argument("--steps", type=int, nargs="+", default=[100])
+    ap.add_argument("--template-t", type=int, nargs="+", default=[0],
+                    help="template start times t0 to try (0: no template)")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N held-out crystals")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -38,15 +42,18 @@ def main(argv=None) -> int:
     splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.seed,
                          progress=False)
     rows = []
-    for steps in args.steps:
-        for w in args.guidance:
-            t0 = time.perf_counter()
-            res = csp_benchmark(gen, splits.val, n_samples=1, progress=False, guidance_scale=w, num_steps=steps)
-            m = res["metrics"]
-            rows.append({"guidance_scale": w, "num_steps": steps, "match_rate_pct": m["match_rate_pct"],
-                         "rmse": m["rmse"], "n_comparable_predictions": m["n_comparable_predictions"],
-                         "n_targets": m["n_targets"], "seconds": time.perf_counter() - t0})
-            print(rows[-1], flush=True)
+    for t0 in args.template_t:
+        for steps in args.steps:
+            for w in args.guidance:
+                t_start = time.perf_counter()
+                res = csp_benchmark(gen, splits.val, n_samples=1, limit=args.limit, progress=False, guidance_scale=w,
+                                    num_steps=steps, template_t=t0 or None)
+                m = res["metrics"]
+                rows.append({"template_t": t0, "guidance_scale": w, "num_steps": steps,
+                             "match_rate_pct": m["match_rate_pct"], "rmse": m["rmse"],
+                             "n_comparable_predictions": m["n_comparable_predictions"], "n_targets": m["n_targets"],
+                             "templates": res.get("templates"), "seconds": time.perf_counter() - t_start})
+                print({k: v for k, v in rows[-1].items() if k != "templates"}, flush=True)
     best = max(rows, key=lambda r: (r["match_rate_pct"], -(r["rmse"] or 1e9)))
     write_result({"checkpoint": args.checkpoint, "split": f"{splits.val.name}/{splits.val.split}",
                   "note": "sampler settings chosen on the held-out slice; the test split is run once with the best",

@@ -104,7 +104,7 @@ def _csp(args) -> int:
     ds = load_dataset(gen.config.model.dataset, args.split)
     predictor = None if args.predictor == "none" else args.predictor
     result = csp_benchmark(gen, ds, n_samples=args.n, limit=args.limit, select_from=args.select_from,
-                           predictor=predictor, **_sample_overrides(args))
+                           predictor=predictor, template_t=args.template_t, **_sample_overrides(args))
     write_result(result, args.out, generator=gen, checkpoint=args.checkpoint)
     m = result["metrics"]
     how = (f"1 of {args.select_from} draws returned ({args.predictor})" if args.select_from > 1
@@ -200,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "prompt's stated property (tgdmat.rerank); reported as K draws, 1 returned")
     c.add_argument("--predictor", default="ours", choices=["ours", "cdvae", "none"],
                    help="property predictor for --select-from (none: validity only)")
+    c.add_argument("--template-t", type=_positive_int,
+                   help="template-guided sampling: start each chain from the nearest training crystal "
+                        "(by the prompt's facts) noised to this time t0 in 1..T")
     c.add_argument("--out", required=True, help="results JSON path")
     c.set_defaults(func=_csp)
 

@@ -29,7 +29,7 @@ def split_prompts(dataset, kind: str) -> list[str] | None:
 
 
 def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = None, progress: bool = True,
-                  select_from: int = 1, predictor="ours", **sample_overrides) -> dict:
+                  select_from: int = 1, predictor="ours", template_t: int | None = None, **sample_overrides) -> dict:
     """CSP on ``dataset`` (a :class:`tgdmat.data.CrystalDataset`) with ``n_samples`` per target.
 
     With ``select_from = k > 1`` (only with ``n_samples = 1``), ``k`` draws are made per target
@@ -38,6 +38,10 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     ``"draws_per_target": k`` and carries a ``"selection"`` block, so it is never mistaken for a
     single-draw number; ``selection.first_draw_metrics`` scores the first draw of every target
     alone, the one-sample baseline of the same run.
+
+    With ``template_t`` every chain starts from the target's nearest **training** crystal noised
+    to that time (:meth:`tgdmat.sample.CrystalGenerator.sample_csp_templated`); the result then
+    carries a ``"templates"`` block.
     """
     from tgdmat.metrics import evaluate_csp
     from tgdmat.provenance import hardware
@@ -51,8 +55,13 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     targets = dataset.structures()
     prompts = split_prompts(dataset, generator.config.model.prompt)
     t0 = time.perf_counter()
-    selection = None
-    if select_from > 1:
+    selection = templates = None
+    if template_t is not None:
+        if select_from > 1:
+            raise ValueError("template_t and select_from > 1 are not combined")
+        preds, templates = generator.sample_csp_templated(targets, prompts, template_t, n_samples=n_samples,
+                                                           progress=progress, **sample_overrides)
+    elif select_from > 1:
         sel = generator.sample_csp_selected(targets, prompts=prompts, draws=select_from, predictor=predictor,
                                             progress=progress, **sample_overrides)
         preds = [[s] for s in sel.structures]
@@ -75,6 +84,7 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         "n_samples_per_target": n_samples,
         "draws_per_target": n_samples * select_from,
         **({"selection": selection} if selection is not None else {}),
+        **({"templates": templates} if templates is not None else {}),
         "metrics": metrics,
         "sampling": dataclasses.asdict(sc) | {"step_lr_used": sc.step_lr if sc.step_lr is not None else generator.config.step_lr()},
         "seconds": {"sampling": t_sample, "matching": t_match,

@@ -265,6 +265,9 @@ class CrystalGenerator:
         template = None
         if templates is not None:
             template = Templates.build(templates, zs, template_t, self.model.num_steps, n_samples)
+            # the same step size as the full chain: num_steps · t0 / T evaluations from t0 down to 0
+            sc = dataclasses.replace(sc, num_steps=template_t if sc.num_steps is None else
+                                     max(1, round(sc.num_steps * template_t / self.model.num_steps)))
         num_atoms = [len(z) for z in zs for _ in range(n_samples)]
         types = [x for z in zs for _ in range(n_samples) for x in z]
         rep_prompts = None if prompts is None else [p for p in prompts for _ in range(n_samples)]
@@ -335,6 +338,69 @@ class CrystalGenerator:
         counts = [int(k) for k in num_atoms for _ in range(n)]
         rep = [p for p in prompts for _ in range(n)]
         return self._run(counts, self.condition(rep, len(rep)), None, sc, progress)
+
+    def template_index(self):
+        """A :class:`tgdmat.retrieval.TemplateIndex` over this model's **training** split (built once).
+
+        The split is rebuilt from the checkpoint's config (same data set, held-out fraction, seed
+        and ``max_train``), so retrieval sees exactly the crystals the model was trained on.
+        """
+        if getattr(self, "_template_index", None) is None:
+            from tgdmat.data import load_splits
+            from tgdmat.retrieval import TemplateIndex
+
+            tc = self.config.train
+            splits = load_splits(self.config.model.dataset, holdout_fraction=tc.holdout_fraction, seed=tc.seed,
+                                 progress=False)
+            train = splits.train if tc.max_train is None else splits.train.subset(range(tc.max_train))
+            self._template_index = TemplateIndex(train)
+        return self._template_index
+
+    def sample_csp_templated(self, compositions, prompts: Sequence[str] | None, template_t: int,
+                             n_samples: int = 1, progress: bool = True, **overrides) -> tuple[list[list], dict]:
+        """CSP from retrieved templates: each target's chain starts from its nearest training crystal.
+
+        The template is the first answer of :meth:`template_index` for the prompt's facts and the
+        target's atom count, relabelled to the target composition (:func:`tgdmat.retrieval.nearest_template`);
+        it is noised to ``template_t`` and the model finishes it. Targets without a template
+        (no training crystal of that size and count pattern) are sampled from the prior.
+        Returns the structures (one list per composition) and a summary of the retrieval.
+        """
+        from tgdmat.retrieval import facts_from_prompts, nearest_template
+
+        comps = [composition_atoms(c) for c in compositions]
+        facts = (facts_from_prompts(prompts, self.config.model.dataset) if prompts is not None
+                 else [self._empty_facts()] * len(compositions))
+        index = self.template_index()
+        from pymatgen.core import Composition, Element
+
+        templates = []
+        for z, f in zip(comps, facts):
+            comp = Composition({Element.from_Z(k).symbol: z.count(k) for k in set(z)})
+            templates.append(nearest_template(index, f, len(z), composition=comp))
+        have = [i for i, t in enumerate(templates) if t is not None]
+        rest = [i for i, t in enumerate(templates) if t is None]
+        out: list = [None] * len(compositions)
+        pick = (lambda seq, idx: None if seq is None else [seq[i] for i in idx])
+        if have:
+            got = self.sample_csp(pick(list(compositions), have), prompts=pick(prompts, have), n_samples=n_samples,
+                                  progress=progress, templates=[templates[i] for i in have], template_t=template_t,
+                                  **overrides)
+            for i, g in zip(have, got):
+                out[i] = g
+        if rest:
+            got = self.sample_csp(pick(list(compositions), rest), prompts=pick(prompts, rest), n_samples=n_samples,
+                                  progress=progress, **overrides)
+            for i, g in zip(rest, got):
+                out[i] = g
+        return out, {"template_t": template_t, "targets_with_template": len(have), "targets_without_template": len(rest),
+                     "retrieved_from": f"{index.dataset.name}/{index.dataset.split} ({len(index)} crystals)"}
+
+    @staticmethod
+    def _empty_facts():
+        from tgdmat.text.facts import PromptFacts
+
+        return PromptFacts()
 
     def _draw_num_atoms(self, n: int, rng) -> list[int]:
         if not self.num_atoms_hist:
