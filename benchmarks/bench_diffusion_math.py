@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from tgdmat import provenance  # noqa: E402
 
-from tgdmat.d3pm import D3PM  # noqa: E402
-from tgdmat.lattice import LatticeDDPM, strided_timesteps  # noqa: E402
-from tgdmat.torus import TorusVE, wrapped_normal_log_prob, wrapped_normal_score  # noqa: E402
+from tgdmat.diffusion.d3pm import D3PM  # noqa: E402
+from tgdmat.diffusion import LatticeDDPM, strided_timesteps  # noqa: E402
+from tgdmat.diffusion.torus import TorusVE, wrapped_normal_log_prob, wrapped_normal_score  # noqa: E402
 
 
 def _time(fn, repeats: int) -> float:
@@ -86,13 +86,13 @@ def main() -> None:
     chains = {}
     for eta in (1.0, 0.0):
         for steps in (1000, 250, 100, 50, 25):
-            L = lat.sample_prior(n, generator=g).double()
+            L = lat.prior(n, generator=g).double()
             grid = strided_timesteps(1000, steps)
             for t, s in zip(grid[:-1], grid[1:]):
                 ab = lat.alpha_bars[t].double()
                 eps = (1 - ab).sqrt() * (L - ab.sqrt() * mu) / (ab * tau ** 2 + 1 - ab)
                 z = torch.randn(n, 3, 3, generator=g, dtype=torch.float64) if s > 0 else None
-                L = lat.p_step(L, eps, t, s, z, eta=eta)
+                L = lat.reverse_step(L, eps, t, s, z, eta=eta)
             chains[f"eta={eta},steps={steps}"] = {"std": float(L.std(0).mean()),
                                                    "mean_err": float((L.mean(0) - mu).abs().max())}
     res["lattice_gaussian_chain_std_target_0.5"] = chains
@@ -102,7 +102,7 @@ def main() -> None:
     tor_res = {}
     for steps in (1000, 100, 25):
         for step_lr in (0.0, 1e-5):
-            f = tor.sample_prior(n, generator=g).double()
+            f = tor.prior(n, generator=g).double()
             grid = strided_timesteps(1000, steps)
             for t, s in zip(grid[:-1], grid[1:]):
                 def pred(ff, tt=t):
@@ -111,7 +111,7 @@ def main() -> None:
                 if step_lr:
                     f = tor.corrector_step(f, pred(f), t, step_lr, torch.randn(n, 3, generator=g, dtype=torch.float64))
                 z = torch.randn(n, 3, generator=g, dtype=torch.float64) if s > 0 else None
-                f = tor.predictor_step(f, pred(f), t, s, z)
+                f = tor.reverse_step(f, pred(f), t, s, z)
             tor_res[f"steps={steps},step_lr={step_lr}"] = float(torch.cos(2 * math.pi * (f - mu_f)).mean())
     res["torus_exact_score_R_target_0.9518"] = tor_res
 
@@ -125,12 +125,12 @@ def main() -> None:
     a_t = typ.q_sample(a0, t_atom, g)
     ms = {
         "lattice.q_sample": _time(lambda: lat.q_sample(L, 500, eL), args.repeats),
-        "lattice.p_step": _time(lambda: lat.p_step(L, eL, 500, 499, eL), args.repeats),
+        "lattice.reverse_step": _time(lambda: lat.reverse_step(L, eL, 500, 499, eL), args.repeats),
         "torus.q_sample": _time(lambda: tor.q_sample(F, t_atom, eF), args.repeats),
-        "torus.predictor_step": _time(lambda: tor.predictor_step(F, eF, 500, 499, eF), args.repeats),
+        "torus.reverse_step": _time(lambda: tor.reverse_step(F, eF, 500, 499, eF), args.repeats),
         "torus.corrector_step": _time(lambda: tor.corrector_step(F, eF, 500, 1e-5, eF), args.repeats),
         "d3pm.q_sample": _time(lambda: typ.q_sample(a0, t_atom, g), args.repeats),
-        "d3pm.p_sample": _time(lambda: typ.p_sample(logits.detach(), a_t, 500, 499, g), args.repeats),
+        "d3pm.reverse_step": _time(lambda: typ.reverse_step(a_t, logits.detach(), 500, 499, g), args.repeats),
         "d3pm.loss_fwd_bwd": _time(lambda: typ.loss(logits, a0, a_t, t_atom)["loss"].backward(), args.repeats),
     }
     res["ms_per_call"] = {k: 1e3 * v for k, v in ms.items()}

@@ -20,9 +20,9 @@ and checks numerically that the denoiser has the symmetries of a crystal.
 import numpy as np
 import matplotlib.pyplot as plt
 import torch
-from tgdmat.lattice import LatticeDDPM
-from tgdmat.torus import TorusVE, wrapped_normal_log_prob, wrapped_normal_score
-from tgdmat.d3pm import D3PM
+from tgdmat.diffusion.lattice import LatticeDDPM
+from tgdmat.diffusion.torus import TorusVE, wrapped_normal_log_prob, wrapped_normal_score
+from tgdmat.diffusion.d3pm import D3PM
 from tgdmat.profile import profile
 
 SEED = 0

@@ -1,4 +1,4 @@
-"""Tests for tgdmat.d3pm: discrete diffusion over atom types."""
+"""Tests for tgdmat.diffusion.d3pm: discrete diffusion over atom types."""
 from __future__ import annotations
 
 import itertools
@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from tgdmat.d3pm import D3PM
-from tgdmat.lattice import strided_timesteps
+from tgdmat.diffusion.d3pm import D3PM
+from tgdmat.diffusion import strided_timesteps
 
 KINDS = ["absorbing", "uniform"]
 SCHEDULES = ["cosine", "linear", "jsd"]
@@ -32,7 +32,7 @@ def test_defaults_follow_tgdmat():
     u = D3PM(kind="uniform")
     assert u.num_states == 100 and u.mask_index is None
     # the type schedule is the lattice's cosine ᾱ_t
-    from tgdmat.lattice import LatticeDDPM
+    from tgdmat.diffusion.lattice import LatticeDDPM
     assert torch.allclose(d.alpha_bars, LatticeDDPM(1000).alpha_bars)
 
 
@@ -235,15 +235,15 @@ def test_p_sample_at_zero_never_masks(kind):
     for t in (1, 5, T):
         xt = d.q_sample(torch.randint(0, K, (n,), generator=g), t, g)
         for final in ("argmax", "sample"):
-            x0 = d.p_sample(logits, xt, t, 0, generator=g, final=final)
+            x0 = d.reverse_step(xt, logits, t, 0, generator=g, final=final)
             assert x0.dtype == torch.long and bool(((x0 >= 0) & (x0 < K)).all())
         if kind == "absorbing":
-            x0 = d.p_sample(logits, xt, t, 0, generator=g)
+            x0 = d.reverse_step(xt, logits, t, 0, generator=g)
             keep = xt != d.mask_index
             assert torch.equal(x0[keep], xt[keep])  # unmasked atoms keep their type
             assert torch.equal(x0[~keep], logits.argmax(-1)[~keep])
-    prior = d.sample_prior(n, generator=g)
-    x = d.p_sample(logits, prior, T, 0, generator=g)
+    prior = d.prior(n, generator=g)
+    x = d.reverse_step(prior, logits, T, 0, generator=g)
     assert bool((x < K).all())
     if kind == "absorbing":
         assert bool((prior == d.mask_index).all())
@@ -260,18 +260,18 @@ def test_strided_reverse_chain_with_exact_posterior_recovers_data(kind):
     n = 8000
     g = _gen(7)
     for steps in (100, 10, 1):
-        x = model.sample_prior(n, generator=g)
+        x = model.prior(n, generator=g)
         grid = strided_timesteps(100, steps)
         for t, s in zip(grid[:-1], grid[1:]):
             qbar = model.cumulative(t).double()          # [K', K']
             logits = torch.log(data)[None, :] + torch.log(qbar[:4, x].T)
-            x = model.p_sample(logits, x, t, s, generator=g, final="sample")
+            x = model.reverse_step(x, logits, t, s, generator=g, final="sample")
         freq = torch.bincount(x, minlength=4).double() / n
         assert freq.numel() == 4 and torch.allclose(freq, data, atol=0.02), (steps, freq)
 
 
 def test_categorical_inverse_cdf_edges():
-    from tgdmat.d3pm import _categorical
+    from tgdmat.diffusion.d3pm import _categorical
     p = torch.tensor([[0.0, 0.2, 0.0, 0.8, 0.0]]).expand(5, 5)
     u = torch.tensor([0.0, 0.19999, 0.2, 0.9999999, 1.0])  # u = 1 exceeds the contract on purpose
     assert _categorical(p, uniform=u).tolist() == [1, 1, 3, 3, 3]
@@ -293,4 +293,4 @@ def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="kind"):
         D3PM(kind="gaussian")
     with pytest.raises(ValueError, match="final"):
-        d.p_sample(torch.zeros(3, K), x, 2, 1, final="mode")
+        d.reverse_step(x, torch.zeros(3, K), 2, 1, final="mode")

@@ -1,4 +1,4 @@
-"""Tests for tgdmat.lattice: the DDPM on lattice matrices."""
+"""Tests for tgdmat.diffusion.lattice: the DDPM on lattice matrices."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from tgdmat.lattice import LatticeDDPM, cosine_alpha_bars, strided_timesteps
+from tgdmat.diffusion import strided_timesteps
+from tgdmat.diffusion.lattice import LatticeDDPM, cosine_alpha_bars
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_p_step_with_true_eps_recovers_L0_at_s0(ddpm, t):
     L0 = torch.randn(4, 3, 3, generator=_gen(t), dtype=torch.float64) * 4
     eps = torch.randn(4, 3, 3, generator=_gen(t + 1), dtype=torch.float64)
     Lt = ddpm.q_sample(L0, t, eps)
-    out = ddpm.p_step(Lt, eps, t, 0)  # no noise needed at s = 0
+    out = ddpm.reverse_step(Lt, eps, t, 0)  # no noise needed at s = 0
     assert torch.allclose(out, L0, atol=1e-6 * (1 + 1 / float(ddpm.alpha_bars[t]) ** 0.5))
 
 
@@ -91,7 +92,7 @@ def test_p_step_one_step_equals_ddpm_posterior(ddpm):
         ab_t, ab_s = ddpm.alpha_bars[t].double(), ddpm.alpha_bars[t - 1].double()
         sigma = (beta * (1 - ab_s) / (1 - ab_t)).sqrt()
         ref = (Lt - beta / (1 - ab_t).sqrt() * eps_hat) / (1 - beta).sqrt() + sigma * z
-        got = ddpm.p_step(Lt, eps_hat, t, t - 1, noise=z)
+        got = ddpm.reverse_step(Lt, eps_hat, t, t - 1, noise=z)
         assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5), t
 
 
@@ -105,7 +106,7 @@ def test_p_step_jump_equals_gaussian_posterior(ddpm):
         a = ab_t / ab_s
         mean = (ab_s.sqrt() * (1 - a) / (1 - ab_t)) * L0 + (a.sqrt() * (1 - ab_s) / (1 - ab_t)) * Lt
         var = (1 - ab_s) / (1 - ab_t) * (1 - a)
-        got = ddpm.p_step(Lt, eps, t, s, noise=z)
+        got = ddpm.reverse_step(Lt, eps, t, s, noise=z)
         assert torch.allclose(got, mean + var.sqrt() * z, rtol=1e-5, atol=1e-5), (t, s)
 
 
@@ -118,7 +119,7 @@ def test_jumps_preserve_forward_marginals(ddpm, eta):
         eps = torch.randn(n, 3, 3, generator=_gen(10 + k))
         z = torch.randn(n, 3, 3, generator=_gen(20 + k))
         Lt = ddpm.q_sample(L0.expand(n, 3, 3), t, eps)
-        Ls = ddpm.p_step(Lt, eps, t, s, noise=z, eta=eta)
+        Ls = ddpm.reverse_step(Lt, eps, t, s, noise=z, eta=eta)
         ab = float(ddpm.alpha_bars[s])
         sd = math.sqrt(1 - ab)
         assert torch.allclose(Ls.mean(0), math.sqrt(ab) * L0, atol=5 * sd / math.sqrt(n) + 1e-4)
@@ -127,13 +128,13 @@ def test_jumps_preserve_forward_marginals(ddpm, eta):
 
 def _gaussian_chain(ddpm, steps, eta, mu, tau, n, seed):
     g = _gen(seed)
-    L = ddpm.sample_prior(n, generator=g).double()
+    L = ddpm.prior(n, generator=g).double()
     grid = strided_timesteps(ddpm.num_steps, steps)
     for t, s in zip(grid[:-1], grid[1:]):
         ab = ddpm.alpha_bars[t].double()
         eps_hat = (1 - ab).sqrt() * (L - ab.sqrt() * mu) / (ab * tau ** 2 + 1 - ab)
         noise = torch.randn(n, 3, 3, generator=g, dtype=torch.float64) if s > 0 else None
-        L = ddpm.p_step(L, eps_hat, t, s, noise=noise, eta=eta)
+        L = ddpm.reverse_step(L, eps_hat, t, s, noise=noise, eta=eta)
     return L
 
 
@@ -167,11 +168,11 @@ def test_strided_timesteps():
 def test_bad_inputs_raise(ddpm):
     L = torch.zeros(2, 3, 3)
     with pytest.raises(ValueError, match="s < t"):
-        ddpm.p_step(L, L, 5, 5, noise=L)
+        ddpm.reverse_step(L, L, 5, 5, noise=L)
     with pytest.raises(ValueError, match="noise"):
-        ddpm.p_step(L, L, 5, 4)
+        ddpm.reverse_step(L, L, 5, 4)
     with pytest.raises(ValueError, match=r"\[1, 1000\]"):
-        ddpm.p_step(L, L, 0, 0)
+        ddpm.reverse_step(L, L, 0, 0)
     with pytest.raises(ValueError, match="integer"):
         ddpm.q_sample(L, 0.5, L)
     with pytest.raises(ValueError, match="shape"):
@@ -179,7 +180,7 @@ def test_bad_inputs_raise(ddpm):
     with pytest.raises(ValueError, match="schedule"):
         LatticeDDPM(10, schedule="sigmoid")
     # η = 0 (DDIM) needs no noise
-    assert ddpm.p_step(L, L, 5, 4, eta=0.0).shape == (2, 3, 3)
+    assert ddpm.reverse_step(L, L, 5, 4, eta=0.0).shape == (2, 3, 3)
 
 
 def test_cosine_alpha_bars_end_values():

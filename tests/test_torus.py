@@ -1,4 +1,4 @@
-"""Tests for tgdmat.torus: wrapped-normal diffusion of fractional coordinates."""
+"""Tests for tgdmat.diffusion.torus: wrapped-normal diffusion of fractional coordinates."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from tgdmat.lattice import strided_timesteps
-from tgdmat.torus import (
+from tgdmat.diffusion.lattice import strided_timesteps
+from tgdmat.diffusion.torus import (
     TorusVE,
     truncation_bound,
     wrap,
@@ -169,7 +169,7 @@ def test_sampling_with_exact_score_reaches_target(tv, steps, step_lr):
     mu = torch.tensor([0.1, 0.5, 0.97], dtype=torch.float64)
     tau, n = 0.05, 2000
     g = _gen(steps)
-    f = tv.sample_prior(n, generator=g).double()
+    f = tv.prior(n, generator=g).double()
     assert float(torch.cos(2 * math.pi * (f - mu)).mean()) < 0.05  # starts uniform
     grid = strided_timesteps(tv.num_steps, steps)
     for t, s in zip(grid[:-1], grid[1:]):
@@ -177,7 +177,7 @@ def test_sampling_with_exact_score_reaches_target(tv, steps, step_lr):
             z = torch.randn(n, 3, generator=g, dtype=torch.float64)
             f = tv.corrector_step(f, _exact_pred(tv, f, t, mu, tau), t, step_lr, z)
         z = torch.randn(n, 3, generator=g, dtype=torch.float64) if s > 0 else None
-        f = tv.predictor_step(f, _exact_pred(tv, f, t, mu, tau), t, s, z)
+        f = tv.reverse_step(f, _exact_pred(tv, f, t, mu, tau), t, s, z)
     assert bool(((f >= 0) & (f < 1)).all())
     R = torch.cos(2 * math.pi * (f - mu)).mean(0)
     S = torch.sin(2 * math.pi * (f - mu)).mean(0)
@@ -194,7 +194,7 @@ def test_corrector_samples_the_current_level(tv):
     mu = torch.tensor([0.3, 0.0, 0.8], dtype=torch.float64)
     n = 2000
     g = _gen(7)
-    f = tv.sample_prior(n, generator=g).double()
+    f = tv.prior(n, generator=g).double()
     lam = tv.score_norm[t].double().sqrt()
     step_lr = 0.02 * tv.sigma_begin ** 2
     for _ in range(300):
@@ -213,14 +213,14 @@ def test_predictor_step_formula(tv):
         st, ss = tv.sigmas[t].double(), tv.sigmas[s].double()
         score = pred * tv.score_norm[t].double().sqrt()
         ref = f + (st ** 2 - ss ** 2) * score + (ss ** 2 * (st ** 2 - ss ** 2) / st ** 2).sqrt() * z
-        got = tv.predictor_step(f, pred, t, s, z if s > 0 else None)
+        got = tv.reverse_step(f, pred, t, s, z if s > 0 else None)
         assert torch.allclose(got, wrap(ref), atol=1e-6), (t, s)
     # per-atom times
     t = torch.full((10,), 400)
     s = torch.arange(10) * 30
-    got = tv.predictor_step(f, pred, t, s, z)
+    got = tv.reverse_step(f, pred, t, s, z)
     for i in range(10):
-        assert torch.allclose(got[i], tv.predictor_step(f[i:i + 1], pred[i:i + 1], 400, int(s[i]),
+        assert torch.allclose(got[i], tv.reverse_step(f[i:i + 1], pred[i:i + 1], 400, int(s[i]),
                                                         z[i:i + 1])[0], atol=1e-9)
 
 
@@ -236,9 +236,9 @@ def test_bad_inputs_raise(tv):
     with pytest.raises(ValueError, match=r"\[1, 1000\]"):
         tv.q_sample(f, 0, f)
     with pytest.raises(ValueError, match="s < t"):
-        tv.predictor_step(f, f, 5, 5, f)
+        tv.reverse_step(f, f, 5, 5, f)
     with pytest.raises(ValueError, match="noise"):
-        tv.predictor_step(f, f, 5, 4)
+        tv.reverse_step(f, f, 5, 4)
     with pytest.raises(ValueError, match="rows"):
         tv.q_sample(f, torch.ones(3, dtype=torch.long), f)
     with pytest.raises(ValueError, match="sigma"):

@@ -2,9 +2,9 @@
 
 A crystal ``M_0 = (L_0, F_0, A_0)`` is noised jointly at one time ``t ~ U{1..T}``:
 
-    L_t = sqrt(ᾱ_t) L_0 + sqrt(1 − ᾱ_t) ε_L                 (DDPM, :mod:`tgdmat.lattice`)
-    F_t = w(F_0 + σ_t ε_F)                                    (wrapped normal, :mod:`tgdmat.torus`)
-    A_t ~ q(A_t | A_0) = Cat(A_0 Q̄_t)                         (D3PM, :mod:`tgdmat.d3pm`; generation only)
+    L_t = sqrt(ᾱ_t) L_0 + sqrt(1 − ᾱ_t) ε_L                 (DDPM, :mod:`tgdmat.diffusion.lattice`)
+    F_t = w(F_0 + σ_t ε_F)                                    (wrapped normal, :mod:`tgdmat.diffusion.torus`)
+    A_t ~ q(A_t | A_0) = Cat(A_0 Q̄_t)                         (D3PM, :mod:`tgdmat.diffusion.d3pm`; generation only)
 
 and one network ``φ(L_t, F_t, A_t, t, c)`` (:class:`tgdmat.denoiser.CSPDenoiser`) predicts
 ``(ε̂_L, ŝ_F, p̂(A_0))`` from the conditioning vector ``c`` of the prompt
@@ -31,10 +31,8 @@ from torch import Tensor, nn
 
 from tgdmat.conditioning import FactsBatch, FactsEncoder
 from tgdmat.config import ModelConfig
-from tgdmat.d3pm import D3PM
 from tgdmat.denoiser import CSPDenoiser, DenoiserOutput
-from tgdmat.lattice import LatticeDDPM, strided_timesteps
-from tgdmat.torus import TorusVE
+from tgdmat.diffusion import D3PM, LatticeDDPM, TorusVE, strided_timesteps, uniform_times
 
 NUM_ELEMENTS = 100
 
@@ -118,7 +116,7 @@ class TGDMat(nn.Module):
         """Draw the randomness of one training step for ``batch`` (a torch-geometric Batch)."""
         dev = batch.frac_coords.device
         B, N = batch.num_graphs, batch.frac_coords.shape[0]
-        t = torch.randint(1, self.num_steps + 1, (B,), generator=generator, device=dev)
+        t = uniform_times(B, self.num_steps, generator=generator, device=dev)
         eps_l = torch.randn(B, 3, 3, generator=generator, device=dev)
         eps_f = torch.randn(N, 3, generator=generator, device=dev)
         unif = torch.rand(N, generator=generator, device=dev) if self.types is not None else torch.empty(0, device=dev)
@@ -149,8 +147,8 @@ class TGDMat(nn.Module):
             types_in = a0
         drop = noise.drop_cond if cond is not None else None
         out = self.denoiser(types_in, F_t, L_t, batch.batch, noise.t.float() / self.num_steps, cond, drop)
-        loss_l = ((out.lattice_eps - noise.eps_lattice) ** 2).sum() / (9 * gB)
-        loss_f = ((out.frac_score - target_f) ** 2).sum() / (3 * gN)
+        loss_l = self.lattice.loss(out.lattice_eps, noise.eps_lattice, count=9 * gB)
+        loss_f = self.torus.loss(out.frac_score, target_f, count=3 * gN)
         total = self.cfg.cost_lattice * loss_l + self.cfg.cost_coord * loss_f
         result = {"lattice": loss_l, "coord": loss_f}
         if self.types is not None:
@@ -244,8 +242,8 @@ class TGDMat(nn.Module):
         B = num_atoms.shape[0]
         batch_idx = torch.repeat_interleave(torch.arange(B, device=dev), num_atoms)
         N = batch_idx.shape[0]
-        L = self.lattice.sample_prior(B, generator=generator, device=dev)
-        F = self.torus.sample_prior(N, generator=generator, device=dev)
+        L = self.lattice.prior(B, generator=generator, device=dev)
+        F = self.torus.prior(N, generator=generator, device=dev)
         if self.types is None:
             if atom_types is None or atom_types.shape != (N,):
                 raise ValueError(f"CSP sampling needs atom_types [N]=[{N}] (atomic numbers)")
@@ -254,7 +252,7 @@ class TGDMat(nn.Module):
                 raise ValueError(f"atom_types must be atomic numbers 1..{NUM_ELEMENTS}, got "
                                  f"{sorted(set((A + 1).tolist()))}")
         else:
-            A = self.types.sample_prior(N, generator=generator, device=dev)
+            A = self.types.prior(N, generator=generator, device=dev)
         if start is not None:
             if self.types is not None:
                 raise ValueError("template starts are for CSP models (atom types given)")
@@ -270,10 +268,10 @@ class TGDMat(nn.Module):
             out = self._predict(A, F, L, batch_idx, t, cond, guidance_scale)
             zl = torch.randn(L.shape, generator=generator, device=dev) if s > 0 and lattice_eta > 0 else None
             zf = torch.randn(F.shape, generator=generator, device=dev) if s > 0 else None
-            L = self.lattice.p_step(L, out.lattice_eps, t, s, zl, eta=lattice_eta)
-            F = self.torus.predictor_step(F, out.frac_score, t, s, zf)
+            L = self.lattice.reverse_step(L, out.lattice_eps, t, s, zl, eta=lattice_eta)
+            F = self.torus.reverse_step(F, out.frac_score, t, s, zf)
             if self.types is not None:
-                A = self.types.p_sample(out.type_logits[:, :NUM_ELEMENTS], A, t, s, generator=generator)
+                A = self.types.reverse_step(A, out.type_logits[:, :NUM_ELEMENTS], t, s, generator=generator)
         bad_atoms = torch.zeros(B, dtype=torch.long, device=dev).index_add_(
             0, batch_idx, (~torch.isfinite(F).all(1)).long())
         bad = ~torch.isfinite(L).flatten(1).all(1) | (bad_atoms > 0)

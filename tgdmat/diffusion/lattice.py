@@ -9,7 +9,7 @@ with integer time ``t ∈ {1, …, T}`` and ``t = 0`` the clean lattice (``ᾱ_0
 predicts the noise ``ε̂ ≈ ε`` (``L_t = sqrt(ᾱ_t) L_0 + sqrt(1 − ᾱ_t) ε``) and is trained with the
 mean-squared error. Sampling runs the reverse chain over any decreasing sequence of times
 ``T = τ_K > … > τ_1 > τ_0 = 0`` (e.g. 50 of 1000 steps): every step uses the closed-form jump
-``t → s`` built from ``ᾱ_t / ᾱ_s`` (see :meth:`LatticeDDPM.p_step`).
+``t → s`` built from ``ᾱ_t / ᾱ_s`` (see :meth:`LatticeDDPM.reverse_step`).
 
 This module knows nothing of crystals, text or networks: tensors in, tensors out.
 """
@@ -20,7 +20,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LatticeDDPM", "cosine_alpha_bars", "linear_betas", "strided_timesteps"]
+from tgdmat.diffusion.time import as_time, per_item
+
+__all__ = ["LatticeDDPM", "cosine_alpha_bars", "linear_betas"]
 
 _SCHEDULES = ("cosine", "linear")
 
@@ -48,44 +50,6 @@ def cosine_alpha_bars(num_steps: int, s: float = 0.008, max_beta: float = 0.9999
 def linear_betas(num_steps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> Tensor:
     """DDPM's linear schedule ``β_t = linspace(β_start, β_end, T)``, as ``[T]`` float64."""
     return torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
-
-
-def strided_timesteps(num_steps: int, num_sampling_steps: int) -> list[int]:
-    """An evenly spaced decreasing time grid ``[T, …, 0]`` with ``num_sampling_steps`` jumps.
-
-    ``strided_timesteps(1000, 1000) == [1000, 999, …, 1, 0]``; ``strided_timesteps(1000, 4) ==
-    [1000, 750, 500, 250, 0]``. Consecutive pairs ``(t, s)`` are the jumps to feed to the
-    ``p_step``/``predictor_step`` methods of the three diffusion processes.
-    """
-    if not 1 <= num_sampling_steps <= num_steps:
-        raise ValueError(f"num_sampling_steps must be in [1, {num_steps}], got {num_sampling_steps}")
-    grid = torch.linspace(num_steps, 0, num_sampling_steps + 1, dtype=torch.float64).round().long()
-    return [int(v) for v in grid]
-
-
-def _as_time(t: int | Tensor, num_steps: int, name: str, device: torch.device,
-             allow_zero: bool) -> Tensor:
-    """Check an integer time (python int or integer tensor) and return it as a long tensor."""
-    tt = torch.as_tensor(t, device=device)
-    if tt.is_floating_point() or tt.is_complex() or tt.dtype == torch.bool:
-        raise ValueError(f"{name} must be an integer time step (int or integer tensor), got {tt.dtype}")
-    tt = tt.long()
-    lo = 0 if allow_zero else 1
-    if tt.numel() and (int(tt.min()) < lo or int(tt.max()) > num_steps):
-        raise ValueError(f"{name} must lie in [{lo}, {num_steps}], got range "
-                         f"[{int(tt.min())}, {int(tt.max())}]")
-    return tt
-
-
-def _per_item(values: Tensor, like: Tensor) -> Tensor:
-    """Broadcast a scalar or a per-crystal ``[B]`` coefficient against ``like`` ``[B, ...]``."""
-    values = values.to(like.dtype)
-    if values.dim() == 0:
-        return values
-    if values.shape[0] != like.shape[0]:
-        raise ValueError(f"time tensor has {values.shape[0]} entries but the data has "
-                         f"{like.shape[0]} rows")
-    return values.reshape(values.shape[0], *([1] * (like.dim() - 1)))
 
 
 class LatticeDDPM(nn.Module):
@@ -139,15 +103,9 @@ class LatticeDDPM(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _time(self, t: int | Tensor, name: str = "t", allow_zero: bool = False) -> Tensor:
-        return _as_time(t, self.num_steps, name, self.alpha_bars.device, allow_zero)
+        return as_time(t, self.num_steps, name, self.alpha_bars.device, allow_zero)
 
-    def sample_t(self, n: int, generator: torch.Generator | None = None,
-                 device: torch.device | str | None = None) -> Tensor:
-        """Uniform training times ``t ~ U{1..T}``, ``[n]`` long (DiffCSP's ``uniform_sample_t``)."""
-        device = self.alpha_bars.device if device is None else device
-        return torch.randint(1, self.num_steps + 1, (n,), generator=generator, device=device)
-
-    def sample_prior(self, batch_size: int, generator: torch.Generator | None = None,
+    def prior(self, batch_size: int, generator: torch.Generator | None = None,
                      device: torch.device | str | None = None) -> Tensor:
         """``L_T ~ N(0, I)``, ``[B, 3, 3]`` float32 (the generator must live on ``device``)."""
         device = self.alpha_bars.device if device is None else device
@@ -168,15 +126,19 @@ class LatticeDDPM(nn.Module):
         """
         if eps.shape != L0.shape:
             raise ValueError(f"eps shape {tuple(eps.shape)} != L0 shape {tuple(L0.shape)}")
-        abar = _per_item(self.alpha_bars[self._time(t, allow_zero=True)], L0)
+        abar = per_item(self.alpha_bars[self._time(t, allow_zero=True)], L0)
         return abar.sqrt() * L0 + (1 - abar).sqrt() * eps
 
     @staticmethod
-    def loss(eps_hat: Tensor, eps: Tensor) -> Tensor:
-        """``L_lattice = mean ‖ε̂ − ε‖²`` over all entries (DDPM's simple loss), a scalar."""
+    def loss(eps_hat: Tensor, eps: Tensor, count: int | None = None) -> Tensor:
+        """``L_lattice = Σ ‖ε̂ − ε‖² / count`` (DDPM's simple loss), a scalar.
+
+        ``count`` defaults to the number of entries (the mean); data-parallel ranks pass the
+        entry count of the *global* batch so that their shares add up to the global mean.
+        """
         if eps_hat.shape != eps.shape:
             raise ValueError(f"eps_hat shape {tuple(eps_hat.shape)} != eps shape {tuple(eps.shape)}")
-        return torch.mean((eps_hat - eps) ** 2)
+        return ((eps_hat - eps) ** 2).sum() / (eps.numel() if count is None else count)
 
     def predict_x0(self, L_t: Tensor, eps_hat: Tensor, t: int | Tensor) -> Tensor:
         """Invert ``q_sample`` with the predicted noise: ``L̂_0 = (L_t − sqrt(1 − ᾱ_t) ε̂) / sqrt(ᾱ_t)``.
@@ -185,11 +147,11 @@ class LatticeDDPM(nn.Module):
         ``[B, 3, 3]``. Near ``t = T`` (``ᾱ_T ≈ 2e-10`` with the cosine schedule) this divides by a
         tiny number: use it for monitoring, not inside the sampler.
         """
-        abar = _per_item(self.alpha_bars[self._time(t)], L_t)
+        abar = per_item(self.alpha_bars[self._time(t)], L_t)
         return (L_t - (1 - abar).sqrt() * eps_hat) / abar.sqrt()
 
     # ------------------------------------------------------------------ reverse process
-    def p_step(self, L_t: Tensor, eps_hat: Tensor, t: int | Tensor, s: int | Tensor,
+    def reverse_step(self, L_t: Tensor, eps_hat: Tensor, t: int | Tensor, s: int | Tensor,
                noise: Tensor | None = None, eta: float = 1.0) -> Tensor:
         """One reverse step from time ``t`` to any earlier time ``s < t`` (``s = 0`` is the end).
 
@@ -225,7 +187,7 @@ class LatticeDDPM(nn.Module):
         """
         tt, ss = self._time(t), self._time(s, "s", allow_zero=True)
         if bool((ss >= tt).any()):
-            raise ValueError("p_step needs s < t for every crystal")
+            raise ValueError("reverse_step needs s < t for every crystal")
         if not 0.0 <= eta <= 1.0:
             raise ValueError(f"eta must be in [0, 1], got {eta}")
         abar_t = self.alpha_bars[tt].double()
@@ -235,12 +197,12 @@ class LatticeDDPM(nn.Module):
         var = eta ** 2 * (1 - abar_s) / (1 - abar_t) * beta_ts
         c_x0 = abar_s.sqrt() / abar_t.sqrt()                     # multiplies L_t
         c_eps = (1 - abar_s - var).clamp_min(0).sqrt() - abar_s.sqrt() * (1 - abar_t).sqrt() / abar_t.sqrt()
-        out = _per_item(c_x0, L_t) * L_t + _per_item(c_eps, L_t) * eps_hat
+        out = per_item(c_x0, L_t) * L_t + per_item(c_eps, L_t) * eps_hat
         if bool((var > 0).any()):
             if noise is None:
-                raise ValueError("p_step needs `noise` (standard normal, shape of L_t) when s > 0 "
+                raise ValueError("reverse_step needs `noise` (standard normal, shape of L_t) when s > 0 "
                                  "and eta > 0")
             if noise.shape != L_t.shape:
                 raise ValueError(f"noise shape {tuple(noise.shape)} != L_t shape {tuple(L_t.shape)}")
-            out = out + _per_item(var.sqrt(), L_t) * noise
+            out = out + per_item(var.sqrt(), L_t) * noise
         return out

@@ -51,7 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tgdmat.lattice import _as_time, cosine_alpha_bars, linear_betas
+from tgdmat.diffusion.lattice import cosine_alpha_bars, linear_betas
+from tgdmat.diffusion.time import as_time
 
 __all__ = ["D3PM"]
 
@@ -182,7 +183,7 @@ class D3PM(nn.Module):
 
     # ------------------------------------------------------------------ checks
     def _time(self, t: int | Tensor, name: str = "t", allow_zero: bool = False) -> Tensor:
-        return _as_time(t, self.num_steps, name, self.alpha_bars.device, allow_zero)
+        return as_time(t, self.num_steps, name, self.alpha_bars.device, allow_zero)
 
     def _states(self, x: Tensor, name: str, num: int) -> Tensor:
         if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
@@ -245,12 +246,6 @@ class D3PM(nn.Module):
         return self._matrix(torch.exp(self.log_alpha_bars[tt] - self.log_alpha_bars[ss]))
 
     # ------------------------------------------------------------------ forward process
-    def sample_t(self, n: int, generator: torch.Generator | None = None,
-                 device: torch.device | str | None = None) -> Tensor:
-        """Uniform training times ``t ~ U{1..T}``, ``[n]`` long."""
-        device = self.alpha_bars.device if device is None else device
-        return torch.randint(1, self.num_steps + 1, (n,), generator=generator, device=device)
-
     def q_probs(self, x0: Tensor, t: int | Tensor) -> Tensor:
         """``q(x_t | x_0) = x_0 Q̄_t = ᾱ_t x_0 + (1 − ᾱ_t) π``, ``[N, K']``.
 
@@ -275,7 +270,7 @@ class D3PM(nn.Module):
         """
         return _categorical(self.q_probs(x0, t), generator, uniform)
 
-    def sample_prior(self, n: int, generator: torch.Generator | None = None,
+    def prior(self, n: int, generator: torch.Generator | None = None,
                      device: torch.device | str | None = None) -> Tensor:
         """``x_T ~ π``: all masks (absorbing) or uniform classes (uniform), ``[n]`` long."""
         device = self.alpha_bars.device if device is None else device
@@ -397,8 +392,8 @@ class D3PM(nn.Module):
 
     # ------------------------------------------------------------------ sampling
     @torch.no_grad()
-    def p_sample(self, x0_logits: Tensor, x_t: Tensor, t: int | Tensor, s: int | Tensor,
-                 generator: torch.Generator | None = None, final: str = "argmax") -> Tensor:
+    def reverse_step(self, x_t: Tensor, x0_logits: Tensor, t: int | Tensor, s: int | Tensor,
+                     generator: torch.Generator | None = None, final: str = "argmax") -> Tensor:
         """Draw ``x_s ~ p_θ(x_s | x_t)`` for any ``s < t``; returns ``[N]`` long.
 
         Where ``s = 0`` the result is a clean type in ``0..K−1`` (never the mask):

@@ -50,7 +50,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from tgdmat.lattice import _as_time
+from tgdmat.diffusion.time import as_time, per_item
 
 __all__ = [
     "TorusVE",
@@ -188,17 +188,6 @@ def wrapped_normal_score_norm(sigmas: Tensor, n_images: int = DEFAULT_N_IMAGES,
     return out
 
 
-def _per_row(values: Tensor, like: Tensor) -> Tensor:
-    """Broadcast a scalar or per-row ``[N]`` coefficient against ``like`` ``[N, 3]``."""
-    values = values.to(like.dtype)
-    if values.dim() == 0:
-        return values
-    if values.shape[0] != like.shape[0]:
-        raise ValueError(f"time tensor has {values.shape[0]} entries but the coordinates have "
-                         f"{like.shape[0]} rows (pass one time per atom: t[batch])")
-    return values.reshape(values.shape[0], *([1] * (like.dim() - 1)))
-
-
 class TorusVE(nn.Module):
     """VE wrapped-normal diffusion of fractional coordinates (``[N, 3]`` in ``[0, 1)``).
 
@@ -251,9 +240,9 @@ class TorusVE(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def _time(self, t: int | Tensor, name: str = "t", allow_zero: bool = False) -> Tensor:
-        return _as_time(t, self.num_steps, name, self.sigmas.device, allow_zero)
+        return as_time(t, self.num_steps, name, self.sigmas.device, allow_zero)
 
-    def sample_prior(self, num_atoms: int, generator: torch.Generator | None = None,
+    def prior(self, num_atoms: int, generator: torch.Generator | None = None,
                      device: torch.device | str | None = None) -> Tensor:
         """``F_T ~ U[0, 1)³``, ``[N, 3]`` float32 (the generator must live on ``device``)."""
         device = self.sigmas.device if device is None else device
@@ -261,7 +250,7 @@ class TorusVE(nn.Module):
 
     def score(self, x: Tensor, t: int | Tensor) -> Tensor:
         """Exact ``∂ log WN(x; σ_t)`` elementwise; ``x`` ``[N, 3]`` (a displacement), ``t`` in 1..T."""
-        return wrapped_normal_score(x, _per_row(self.sigmas[self._time(t)], x), self.n_images)
+        return wrapped_normal_score(x, per_item(self.sigmas[self._time(t)], x), self.n_images)
 
     # ------------------------------------------------------------------ forward process
     def q_sample(self, f0: Tensor, t: int | Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
@@ -282,20 +271,24 @@ class TorusVE(nn.Module):
         if noise.shape != f0.shape:
             raise ValueError(f"noise shape {tuple(noise.shape)} != f0 shape {tuple(f0.shape)}")
         tt = self._time(t)
-        sigma = _per_row(self.sigmas[tt], f0)
+        sigma = per_item(self.sigmas[tt], f0)
         disp = sigma * noise
-        target = wrapped_normal_score(disp, sigma, self.n_images) / _per_row(self.score_norm[tt], f0).sqrt()
+        target = wrapped_normal_score(disp, sigma, self.n_images) / per_item(self.score_norm[tt], f0).sqrt()
         return wrap(f0 + disp), target
 
     @staticmethod
-    def loss(pred: Tensor, target: Tensor) -> Tensor:
-        """``L_F = mean ‖pred − target‖²`` over all entries (DiffCSP's ``loss_coord``), a scalar."""
+    def loss(pred: Tensor, target: Tensor, count: int | None = None) -> Tensor:
+        """``L_F = Σ ‖pred − target‖² / count`` (DiffCSP's ``loss_coord``), a scalar.
+
+        ``count`` defaults to the number of entries (the mean); data-parallel ranks pass the
+        entry count of the global batch.
+        """
         if pred.shape != target.shape:
             raise ValueError(f"pred shape {tuple(pred.shape)} != target shape {tuple(target.shape)}")
-        return torch.mean((pred - target) ** 2)
+        return ((pred - target) ** 2).sum() / (target.numel() if count is None else count)
 
     # ------------------------------------------------------------------ reverse process
-    def predictor_step(self, f_t: Tensor, pred: Tensor, t: int | Tensor, s: int | Tensor,
+    def reverse_step(self, f_t: Tensor, pred: Tensor, t: int | Tensor, s: int | Tensor,
                        noise: Tensor | None = None) -> Tensor:
         """Reverse VE ancestral step from ``σ_t`` to ``σ_s`` for any ``s < t`` (``s = 0`` ends).
 
@@ -320,18 +313,18 @@ class TorusVE(nn.Module):
         """
         tt, ss = self._time(t), self._time(s, "s", allow_zero=True)
         if bool((ss >= tt).any()):
-            raise ValueError("predictor_step needs s < t for every atom")
+            raise ValueError("reverse_step needs s < t for every atom")
         sig_t, sig_s = self.sigmas[tt].double(), self.sigmas[ss].double()
         step = sig_t ** 2 - sig_s ** 2
         std = (sig_s ** 2 * step / sig_t ** 2).sqrt()
-        score = pred * _per_row(self.score_norm[tt], pred).sqrt()
-        out = f_t + _per_row(step, f_t) * score
+        score = pred * per_item(self.score_norm[tt], pred).sqrt()
+        out = f_t + per_item(step, f_t) * score
         if bool((std > 0).any()):
             if noise is None:
-                raise ValueError("predictor_step needs `noise` (standard normal, shape of f_t) when s > 0")
+                raise ValueError("reverse_step needs `noise` (standard normal, shape of f_t) when s > 0")
             if noise.shape != f_t.shape:
                 raise ValueError(f"noise shape {tuple(noise.shape)} != f_t shape {tuple(f_t.shape)}")
-            out = out + _per_row(std, f_t) * noise
+            out = out + per_item(std, f_t) * noise
         return wrap(out)
 
     def corrector_step(self, f: Tensor, pred: Tensor, t: int | Tensor, step_lr: float,
@@ -364,5 +357,5 @@ class TorusVE(nn.Module):
             raise ValueError(f"noise shape {tuple(noise.shape)} != f shape {tuple(f.shape)}")
         tt = self._time(t)
         eps = step_lr * (self.sigmas[tt].double() / self.sigma_begin) ** 2
-        score = pred * _per_row(self.score_norm[tt], pred).sqrt()
-        return wrap(f + _per_row(eps, f) * score + _per_row((2 * eps).sqrt(), f) * noise)
+        score = pred * per_item(self.score_norm[tt], pred).sqrt()
+        return wrap(f + per_item(eps, f) * score + per_item((2 * eps).sqrt(), f) * noise)
