@@ -19,6 +19,31 @@ import numpy as np
 import torch
 
 
+def wrap_frac(frac: np.ndarray) -> np.ndarray:
+    """Wrap fractional coordinates into [0, 1) (``np.mod`` can return exactly 1.0 for -1e-17)."""
+    out = np.mod(np.asarray(frac, dtype=np.float64), 1.0)
+    out[out >= 1.0] -= 1.0
+    return out
+
+
+def canonicalise(structure, niggli: bool = True):
+    """The canonical form of a crystal, as CDVAE/DiffCSP/TGDMat build it (``build_crystal``).
+
+    Niggli reduction (unless ``niggli=False``), the lattice rebuilt from its parameters
+    ``(a, b, c, α, β, γ)`` (so its orientation is the standard one), bare elements (oxidation
+    states dropped) and fractional coordinates wrapped into [0, 1). Raises ``ValueError`` for a
+    disordered structure.
+    """
+    from pymatgen.core import Lattice, Structure
+
+    if not structure.is_ordered:
+        raise ValueError(f"{structure.composition.reduced_formula}: disordered structures are not supported")
+    reduced = structure.get_reduced_structure(reduction_algo="niggli") if niggli else structure
+    lattice = Lattice.from_parameters(*reduced.lattice.parameters)
+    numbers = [site.specie.Z for site in reduced]
+    return Structure(lattice, numbers, wrap_frac(reduced.frac_coords), coords_are_cartesian=False)
+
+
 def make_data(atom_types, frac_coords, lattice, properties=None, crystal_id: int = -1):
     """Build a torch-geometric ``Data`` from arrays (shapes in the module docstring)."""
     from torch_geometric.data import Data
@@ -42,10 +67,8 @@ def make_data(atom_types, frac_coords, lattice, properties=None, crystal_id: int
 
 
 def structure_to_data(structure, properties=None, crystal_id: int = -1, canonical: bool = True):
-    """pymatgen ``Structure`` → ``Data``; canonicalised first (see :func:`tgdmat.data.canonicalise`)."""
+    """pymatgen ``Structure`` → ``Data``; canonicalised first (see :func:`canonicalise`)."""
     if canonical:
-        from tgdmat.data import canonicalise
-
         structure = canonicalise(structure)
     z = np.array([site.specie.Z for site in structure], dtype=np.int64)
     return make_data(z, structure.frac_coords, structure.lattice.matrix, properties, crystal_id)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tgdmat.crystal import canonicalise
 from tgdmat.paths import cache_dir, data_dir, sha256_file
 
 MAX_ATOMIC_NUMBER = 100
@@ -246,26 +247,6 @@ class CrystalDataset(Sequence):
 # --------------------------------------------------------------------------------------------
 # Parsing
 # --------------------------------------------------------------------------------------------
-
-
-def canonicalise(structure):
-    """Return the canonical form of ``structure`` (see the module docstring).
-
-    Niggli reduction, lattice rebuilt from its parameters, fractional coordinates in [0, 1).
-    """
-    from pymatgen.core import Lattice, Structure
-
-    reduced = structure.get_reduced_structure(reduction_algo="niggli")
-    lattice = Lattice.from_parameters(*reduced.lattice.parameters)
-    frac = wrap_frac(reduced.frac_coords)
-    return Structure(lattice, reduced.species, frac, coords_are_cartesian=False)
-
-
-def wrap_frac(frac: np.ndarray) -> np.ndarray:
-    """Wrap fractional coordinates into [0, 1) (``np.mod`` can return exactly 1.0 for -1e-17)."""
-    out = np.mod(np.asarray(frac, dtype=np.float64), 1.0)
-    out[out >= 1.0] -= 1.0
-    return out
 
 
 def _where(path: str, row: int | None, material_id: str | None, field_name: str | None) -> str:

@@ -314,20 +314,10 @@ class CrystalGraph:
 
 
 def canonicalise_like_cdvae(structure, niggli: bool = True):
-    """CDVAE's ``build_crystal`` on a Structure: Niggli-reduce, rebuild the lattice from (a, b, c, α, β, γ).
+    """CDVAE's ``build_crystal`` on a Structure: :func:`tgdmat.crystal.canonicalise` (one implementation)."""
+    from tgdmat.crystal import canonicalise
 
-    Species are reduced to bare elements (oxidation states dropped); fractional coordinates are
-    wrapped into [0, 1). Raises ``ValueError`` for disordered structures.
-    """
-    from pymatgen.core import Lattice, Structure
-
-    if not structure.is_ordered:
-        raise ValueError(f"{structure.composition.reduced_formula}: disordered structures are not supported")
-    s = structure.get_reduced_structure() if niggli else structure
-    numbers = [site.specie.Z for site in s]
-    frac = np.mod(s.frac_coords, 1.0)
-    frac[frac >= 1.0] = 0.0
-    return Structure(Lattice.from_parameters(*s.lattice.parameters), numbers, frac, coords_are_cartesian=False)
+    return canonicalise(structure, niggli=niggli)
 
 
 _CRYSTALNN = None
