@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from tgdmat.evaluate import environment_info
+    from tgdmat.cli.evaluate import environment_info
 
     t0 = time.perf_counter()
     results = {

@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from tgdmat import metrics
     from tgdmat.data import load_dataset
-    from tgdmat.evaluate import _json_default, environment_info
+    from tgdmat.cli.evaluate import _json_default, environment_info
     from tgdmat.metrics.stats import predictor_info
 
     t_start = time.perf_counter()

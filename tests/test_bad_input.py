@@ -269,8 +269,8 @@ def test_5_corrupt_property_model_cache_is_rebuilt():
 
 # ---------------------------------------------------------------------------------- 6. --threads everywhere
 def test_6_every_verb_takes_threads():
-    from tgdmat.__main__ import build_parser
-    from tgdmat.evaluate import build_parser as eval_parser
+    from tgdmat.cli.main import build_parser
+    from tgdmat.cli.evaluate import build_parser as eval_parser
 
     parser = build_parser()
     verbs = parser._subparsers._group_actions[0].choices

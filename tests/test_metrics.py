@@ -356,7 +356,7 @@ def test_evaluate_generation_end_to_end(small_set, tmp_path, monkeypatch):
 
 
 def test_evaluate_command_writes_metrics_json(tmp_path):
-    from tgdmat.evaluate import main
+    from tgdmat.cli.evaluate import main
 
     rows = _perov_test_sample(3, seed=5)
     ref_csv = tmp_path / "ref.csv"

@@ -1,0 +1,274 @@
+"""The verbs of ``python -m tgdmat {train, sample, csp, generate, evaluate} --help``.
+
+Examples::
+
+    # train the quick CSP model on Perov-5 (train = official val minus a held-out slice)
+    python -m tgdmat train --dataset perov_5 --task csp --preset quick --out runs/perov_csp
+
+    # CSP benchmark on the official test split with one sample per crystal
+    python -m tgdmat csp --checkpoint runs/perov_csp/best.pt --split test --out results/csp_perov_5.json
+
+    # generate crystals from a prompt and write CIFs (+ samples.json for `evaluate`)
+    python -m tgdmat sample --checkpoint runs/perov_gen/best.pt --prompt "Below is ..." --n 8 --out samples/
+
+    # 10,000 generated crystals, resumable, batch by batch (then: evaluate <out>/samples.json)
+    python -m tgdmat generate --checkpoint runs/perov_gen/best.pt --n 10000 --out runs/perov_gen/free10k
+
+    # score generated crystals with the literature's metrics
+    python -m tgdmat evaluate --help
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+
+def _train(args) -> int:
+    from tgdmat.config import preset
+    from tgdmat.train import train
+
+    overrides = {k: v for k, v in {"prompt": args.prompt, "conditioning": args.conditioning,
+                                   "text_encoder": args.encoder}.items() if v is not None}
+    cfg = preset(args.preset, dataset=args.dataset, task=args.task, **overrides)
+    tr = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+                             "max_train": args.max_train, "num_threads": args.threads, "lr": args.lr,
+                             "ema_decay": args.ema_decay, "warmup_steps": args.warmup_steps,
+                             "eval_every": args.eval_every,
+                             "bf16": args.bf16 or None}.items() if v is not None}
+    cfg.train = dataclasses.replace(cfg.train, **tr)
+    result = train(cfg, args.out, device=args.device, resume=not args.no_resume, overwrite=args.overwrite)
+    print(json.dumps({"out": str(result.out_dir), "best_epoch": result.best_epoch,
+                      "best_holdout_loss": result.best_holdout_loss, "epochs_run": result.epochs_run,
+                      "seconds": round(result.seconds, 1)}, indent=2))
+    return 0
+
+
+def _sample_overrides(args) -> dict:
+    return {k: v for k, v in {"num_steps": args.steps, "step_lr": args.step_lr, "guidance_scale": args.guidance,
+                              "seed": args.seed, "batch_size": args.batch_size,
+                              "lattice_eta": args.lattice_eta}.items() if v is not None}
+
+
+def _threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _sample(args) -> int:
+    from tgdmat.sample import RequestError, from_pretrained, write_cifs
+
+    _threads(args)
+    gen = from_pretrained(args.checkpoint, device=args.device)
+    prompts = list(args.prompt or [])
+    if args.prompts_file:
+        path = Path(args.prompts_file)
+        if not path.is_file():
+            raise RequestError(f"--prompts-file {path}: no such file")
+        prompts += [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    ov = _sample_overrides(args)
+    if gen.config.model.task == "csp":
+        if not args.formula:
+            raise RequestError("this is a CSP model: give --formula (one per prompt), e.g. --formula SrTiO3")
+        if prompts and len(prompts) != len(args.formula):
+            raise RequestError(f"got {len(prompts)} prompts for {len(args.formula)} --formula values (one each)")
+        preds = gen.sample_csp(args.formula, prompts=prompts or None, n_samples=args.n,
+                               allow_unseen_elements=args.allow_unseen_elements, **ov)
+        structures = [s for group in preds for s in group]
+        tags = [(f, p) for f, p in zip(args.formula, prompts or [None] * len(args.formula)) for _ in range(args.n)]
+    else:
+        if args.formula:
+            raise RequestError("this is a generation model: it chooses the atoms itself; state a formula in "
+                               "the prompt instead of --formula")
+        structures = gen.generate(prompts or None, n=args.n, **ov)
+        tags = [(None, p) for p in (prompts or [None]) for _ in range(args.n)]
+    paths = write_cifs(structures, args.out)
+    records = [{"cif": s.to(fmt="cif"), "prompt": p, "formula": f, "file": str(path)}
+               for s, path, (f, p) in zip(structures, paths, tags)]
+    (Path(args.out) / "samples.json").write_text(json.dumps(records, indent=1))
+    print(f"wrote {len(paths)} CIFs and samples.json to {args.out}")
+    return 0
+
+
+def _csp(args) -> int:
+    from tgdmat.benchmark import csp_benchmark, write_result
+    from tgdmat.data import load_dataset
+    from tgdmat.sample import from_pretrained
+
+    _threads(args)
+    gen = from_pretrained(args.checkpoint, device=args.device)
+    ds = load_dataset(gen.config.model.dataset, args.split)
+    predictor = None if args.predictor == "none" else args.predictor
+    result = csp_benchmark(gen, ds, n_samples=args.n, limit=args.limit, select_from=args.select_from,
+                           predictor=predictor, template_t=args.template_t, **_sample_overrides(args))
+    write_result(result, args.out, generator=gen, checkpoint=args.checkpoint)
+    m = result["metrics"]
+    how = (f"1 of {args.select_from} draws returned ({args.predictor})" if args.select_from > 1
+           else f"{args.n} samples")
+    print(f"{ds.name}/{args.split}: match rate {m['match_rate_pct']:.2f} %, RMSE {m['rmse']}, "
+          f"{result['n_targets']} targets × {how} → {args.out}")
+    return 0
+
+
+def _generate(args) -> int:
+    from tgdmat import sample_set
+    from tgdmat.sample import from_pretrained
+
+    _threads(args)
+    gen = from_pretrained(args.checkpoint, device=args.device)
+    if args.per_prompt:
+        request = sample_set.split_requests(gen, args.per_prompt, limit=args.limit)
+    else:
+        request = sample_set.training_requests(gen, args.n, seed=args.seed or 0, prompts_from=args.prompts_from)
+    ov = {k: v for k, v in _sample_overrides(args).items() if k not in ("seed", "batch_size")}
+    summary = sample_set.run(gen, request, args.out, batch_size=args.batch_size or 256, seed=args.seed or 0, **ov)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _evaluate(argv) -> int:
+    from tgdmat.cli.evaluate import main as evaluate_main
+
+    return int(evaluate_main(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tgdmat", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model (checkpoints and logs in --out; resumes if present)")
+    t.add_argument("--dataset", default="perov_5", choices=["perov_5", "carbon_24", "mp_20"])
+    t.add_argument("--task", default="csp", choices=["csp", "gen"], help="csp: types given; gen: types diffused too")
+    t.add_argument("--preset", default="quick", choices=["quick", "paper", "paper_exact"], help="quick: CPU minutes; paper: GPU (paper_exact: TGDMat's concat conditioning)")
+    t.add_argument("--out", required=True, help="run folder (last.pt, best.pt, log.csv, config.json)")
+    t.add_argument("--prompt", choices=["short", "long", "none"], help="prompt kind (default: short)")
+    t.add_argument("--conditioning", choices=["text", "text+facts"], help="text only, or text plus parsed facts")
+    t.add_argument("--encoder", help="text encoder: minilm (offline default) or matscibert")
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--ema-decay", type=float, help="EMA decay of the weights used for sampling")
+    t.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up steps")
+    t.add_argument("--eval-every", type=int, help="epochs between held-out evaluations (and best.pt updates)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--max-train", type=int, help="use only the first N training crystals")
+    t.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    t.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast on CUDA")
+    t.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    t.add_argument("--no-resume", action="store_true",
+                   help="start afresh: refuse (exit 2) if --out already holds a run, unless --overwrite")
+    t.add_argument("--overwrite", action="store_true",
+                   help="delete the run files in --out (last.pt, best.pt, logs, config.json) and start afresh")
+    t.set_defaults(func=_train)
+
+    def sampling_args(q):
+        q.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
+        q.add_argument("--steps", type=int, help="sampling steps (default: the checkpoint's config)")
+        q.add_argument("--step-lr", type=float, help="Langevin corrector step size")
+        q.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = none)")
+        q.add_argument("--lattice-eta", type=float, help="1 = DDPM lattice steps (paper), 0 = DDIM")
+        q.add_argument("--seed", type=int)
+        q.add_argument("--batch-size", type=_positive_int)
+        q.add_argument("--device")
+        q.add_argument("--threads", type=_positive_int, help="torch CPU threads (1 is fastest on busy cores)")
+        q.add_argument("--allow-unseen-elements", action="store_true",
+                       help="sample compositions with elements absent from the training split (warns)")
+        q.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+    s = sub.add_parser("sample", help="sample crystals from prompts and write CIFs + samples.json")
+    sampling_args(s)
+    s.add_argument("--prompt", action="append", help="a prompt (repeatable)")
+    s.add_argument("--prompts-file", help="a text file with one prompt per line")
+    s.add_argument("--formula", action="append", help="CSP models: the composition for each prompt")
+    s.add_argument("--n", type=_positive_int, default=1, help="samples per prompt (or in total without prompts)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_sample)
+
+    c = sub.add_parser("csp", help="CSP benchmark of a checkpoint on a data split → results JSON")
+    sampling_args(c)
+    c.add_argument("--split", default="test")
+    c.add_argument("--n", type=_positive_int, default=1, help="samples per target (match@k)")
+    c.add_argument("--limit", type=_positive_int, help="only the first N targets")
+    c.add_argument("--select-from", type=_positive_int, default=1,
+                   help="draw K per target and return the one that is valid and agrees best with the "
+                        "prompt's stated property (tgdmat.rerank); reported as K draws, 1 returned")
+    c.add_argument("--predictor", default="ours", choices=["ours", "cdvae", "none"],
+                   help="property predictor for --select-from (none: validity only)")
+    c.add_argument("--template-t", type=_positive_int,
+                   help="template-guided sampling: start each chain from the nearest training crystal "
+                        "(by the prompt's facts) noised to this time t0 in 1..T")
+    c.add_argument("--out", required=True, help="results JSON path")
+    c.set_defaults(func=_csp)
+
+    g = sub.add_parser("generate", help="generation models: a large resumable sampling run → <out>/samples.json")
+    sampling_args(g)
+    how = g.add_mutually_exclusive_group(required=True)
+    how.add_argument("--per-prompt", metavar="SPLIT",
+                     help="one sample per crystal of SPLIT, with its prompt and atom count (TGDMat's protocol)")
+    how.add_argument("--n", type=_positive_int,
+                     help="N samples with atom counts drawn from the training split (CDVAE/DiffCSP protocol)")
+    g.add_argument("--prompts-from", metavar="SPLIT", help="with --n: cycle the prompts of SPLIT (conditioned set)")
+    g.add_argument("--limit", type=_positive_int, help="with --per-prompt: only the first N crystals")
+    g.add_argument("--out", required=True, help="run folder (batches/, samples.json, run.json); resumes if present")
+    g.set_defaults(func=_generate)
+
+    sub.add_parser("evaluate", help="score generated crystals (see: python -m tgdmat evaluate --help)", add_help=False)
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """The errors a user can cause (bad data, prompt, option, checkpoint, request): one line, exit 2."""
+    from tgdmat.config import ConfigError
+    from tgdmat.data import DataError
+    from tgdmat.cli.evaluate import InputError
+    from tgdmat.sample import RequestError
+    from tgdmat.text.encoders import EncoderUnavailableError
+    from tgdmat.text.facts import PromptError
+    from tgdmat.checkpoint import CheckpointError, RunExistsError
+
+    return (ConfigError, DataError, InputError, RequestError, PromptError, CheckpointError, RunExistsError,
+            EncoderUnavailableError, FileNotFoundError, ValueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one verb; an expected error is printed as one line on stderr with exit status 2.
+
+    ``--debug`` (any verb) shows the traceback instead.
+    """
+    import warnings
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    if not debug:
+        warnings.showwarning = lambda message, category, *a, **k: print(f"warning: {message}", file=sys.stderr)
+    try:
+        if argv and argv[0] == "evaluate":
+            return _evaluate(argv[1:])
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except expected_errors() as err:
+        if debug:
+            raise
+        msg = " ".join(str(err).split()) or type(err).__name__
+        print(f"error: {msg} (--debug shows the traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
