@@ -90,7 +90,7 @@ def bench_dataset(name: str, n: int, workers: int, seed: int) -> dict:
         out["fingerprints_warm"] = t.per_1k()
     if workers > 1:
         with TempCache():
-            import tgdmat.metrics._parallel as par
+            import tgdmat.parallel as par
 
             old = par.MIN_ITEMS_FOR_POOL
             par.MIN_ITEMS_FOR_POOL = 1

@@ -55,12 +55,8 @@ import hashlib
 import importlib.metadata
 import json
 import math
-import multiprocessing
 import os
 import sys
-import warnings
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -697,7 +693,7 @@ class PropertyPredictor:
         cannot handle gives ``None`` with ``on_error="nan"``, else a :class:`GraphBuildError`
         naming its index.
         """
-        from tqdm.auto import tqdm
+        from tgdmat.parallel import parallel_map
 
         if on_error not in ("raise", "nan"):
             raise ValueError(f"on_error must be 'raise' or 'nan', got {on_error!r}")
@@ -725,27 +721,11 @@ class PropertyPredictor:
             num_workers = min(2, os.cpu_count() or 1) if len(jobs) >= 64 else 1
         args = [(np.asarray(structures[n].atomic_numbers), np.asarray(structures[n].frac_coords, dtype=np.float64),
                  np.asarray(structures[n].lattice.matrix, dtype=np.float64), self.niggli) for n in jobs]
-        bar = tqdm(total=len(jobs), desc=f"CrystalNN graphs ({self.dataset})", disable=not progress or not jobs)
-        done = 0
-        if num_workers > 1 and len(jobs) > 1:
-            # fork on Linux (works in scripts without a ``__main__`` guard; workers never touch
-            # torch); spawn elsewhere. A broken pool falls back to building serially.
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() and sys.platform == "linux" else "spawn"
-            try:
-                with ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context(method)) as pool:
-                    chunk = max(1, min(16, len(args) // (8 * num_workers)))
-                    for n, result in zip(jobs, pool.map(_graph_job, args, chunksize=chunk)):
-                        self._store(keys[n], result, errors)
-                        bar.update()
-                        done += 1
-            except BrokenProcessPool as exc:
-                warnings.warn(f"CrystalNN worker pool failed ({exc}); building the remaining graphs serially",
-                              RuntimeWarning, stacklevel=2)
-        for n, a in list(zip(jobs, args))[done:]:
-            if keys[n] not in self._graphs and keys[n] not in errors:
-                self._store(keys[n], _graph_job(a), errors)
-            bar.update()
-        bar.close()
+        # fork on Linux (works in scripts without a ``__main__`` guard; workers never touch torch)
+        method = "fork" if sys.platform == "linux" else "spawn"
+        parallel_map(_graph_job, args, workers=num_workers, desc=f"CrystalNN graphs ({self.dataset})",
+                     progress=progress, on_result=lambda i, r: self._store(keys[jobs[i]], r, errors),
+                     start_method=method, min_items=2)
         out = [None if k in errors else self._graphs[k] for k in keys]
         if disk is not None and (jobs or not disk.is_file()):
             save_graphs(disk, [errors.get(k) if g is None else g for k, g in zip(keys, out)])

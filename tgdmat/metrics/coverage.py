@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from ._constants import COV_CUTOFFS, MAGPIE_MEANS, MAGPIE_STDS
-from ._parallel import parallel_map
+from tgdmat.parallel import parallel_map
 
 N_STRUCT_FEATURES = 61
 N_COMP_FEATURES = 132

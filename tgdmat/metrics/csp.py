@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._parallel import parallel_map
+from tgdmat.parallel import parallel_map
 
 MATCHER_DEFAULTS = {"stol": 0.5, "angle_tol": 10.0, "ltol": 0.3}
 REQUIRE_VALID = ("full", "structural", "none")

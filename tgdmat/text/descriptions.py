@@ -36,7 +36,7 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -401,19 +401,16 @@ def generate_descriptions(csv_path: str | os.PathLike, out: str | os.PathLike,
             writer.writerow(COLUMNS)
             fh.flush()
         bar = tqdm(total=len(todo), desc=f"robocrys {csv_path.name}", disable=not progress)
-        if workers <= 1 or len(todo) <= 1 or describe is not None:
-            if describe is None:
-                apply_speed_fixes()
-            results: Iterable = map(job, todo)
-            pool = None
-        else:
-            import multiprocessing as mp
+        from tgdmat.parallel import parallel_imap
 
-            pool = mp.get_context().Pool(workers, initializer=_worker_init)
-            results = pool.imap_unordered(job, todo, chunksize=1)
+        serial = workers <= 1 or len(todo) <= 1 or describe is not None
+        if serial and describe is None:
+            apply_speed_fixes()
         cpu_seconds: list[float] = []
         try:
-            for mid, text, status, seconds, cpu in results:
+            for _, (mid, text, status, seconds, cpu) in parallel_imap(
+                    job, todo, workers=1 if serial else workers, chunksize=1, initializer=_worker_init,
+                    start_method="fork", min_items=2):
                 cpu_seconds.append(cpu)
                 writer.writerow((mid, text, status, str(seconds)))
                 fh.flush()
@@ -422,9 +419,6 @@ def generate_descriptions(csv_path: str | os.PathLike, out: str | os.PathLike,
                 bar.update(1)
         finally:
             bar.close()
-            if pool is not None:
-                pool.terminate()
-                pool.join()
     wall = time.perf_counter() - run_started
 
     # final file: rows of the source (all of it that is done) in source order
