@@ -35,13 +35,11 @@ sys.path.insert(0, str(ROOT))
 from tgdmat import provenance  # noqa: E402
 
 
-def _r2(pred: np.ndarray, true: np.ndarray) -> float:
-    return float(1.0 - np.sum((pred - true) ** 2) / np.sum((true - true.mean()) ** 2))
-
-
 def _stats(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import r2_score
+
     err = pred - true
-    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt(np.mean(err**2))), "r2": _r2(pred, true)}
+    return {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt(np.mean(err**2))), "r2": float(r2_score(true, pred))}
 
 
 def run_dataset(name: str, workers: int, batch_size: int, limit: int | None, graph_cache: bool) -> dict:

@@ -4,7 +4,7 @@ Nothing heavy happens at import time: submodules are imported on first use.
 """
 from __future__ import annotations
 
-import importlib
+from tgdmat._lazy import attach
 
 __version__ = "0.1.0"
 
@@ -22,12 +22,4 @@ _LAZY = {
     "Config": "tgdmat.config",
 }
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'tgdmat' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)

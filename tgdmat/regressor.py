@@ -128,7 +128,9 @@ def train_regressor(dataset: str, out: str | Path, epochs: int = 40, batch_size:
         model.train()
         p = torch.cat(preds).numpy()
         y = ds.properties[prop]
-        return {"mae": float(np.abs(p - y).mean()), "r2": float(1 - ((p - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())}
+        from sklearn.metrics import mean_absolute_error, r2_score
+
+        return {"mae": float(mean_absolute_error(y, p)), "r2": float(r2_score(y, p))}
 
     best, best_state, t0, history = math.inf, None, time.perf_counter(), []
     gen = torch.Generator().manual_seed(seed)

@@ -20,7 +20,7 @@ Submodules are imported on first use, so ``import tgdmat.metrics`` is cheap.
 """
 from __future__ import annotations
 
-import importlib
+from tgdmat._lazy import attach
 
 _LAZY = {
     "evaluate_generation": "generation",
@@ -57,15 +57,4 @@ _LAZY = {
     "SPACE_GROUP_SETTINGS": "strict",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)
