@@ -4,6 +4,10 @@
   (:mod:`tgdmat.text.prompts`).
 * :func:`parse_prompt` / :func:`validate_prompt` — the facts a prompt states, and checks of a
   user's prompt (:mod:`tgdmat.text.parse`).
+* :func:`read_prompt` — the facts of a free-written prompt and what was not understood
+  (:mod:`tgdmat.text.reader`); :func:`check_composition` — a prompt against a CSP composition.
+* :func:`augmented_prompt` — training prompts with paraphrases and attribute dropout
+  (:mod:`tgdmat.text.prompts`).
 * :func:`get_encoder` — MiniLM (offline default) or MatSciBERT (TGDMat's)
   (:mod:`tgdmat.text.encoders`); :func:`encode_cached` — frozen embeddings cached on disk
   (:mod:`tgdmat.text.cache`).
@@ -14,16 +18,24 @@ first use.
 """
 from __future__ import annotations
 
-import importlib
+from tgdmat._lazy import attach
 
 _LAZY = {
     "short_prompt": "tgdmat.text.prompts",
     "structure_facts": "tgdmat.text.prompts",
     "prompt_from_facts": "tgdmat.text.prompts",
     "attribute_order": "tgdmat.text.prompts",
-    "DATASET_PROPERTIES": "tgdmat.text.prompts",
+    "DATASET_PROPERTIES": "tgdmat.text.facts",
     "SYMPREC": "tgdmat.text.prompts",
     "ANGLE_TOLERANCE": "tgdmat.text.prompts",
+    "augmented_prompt": "tgdmat.text.prompts",
+    "drop_attributes": "tgdmat.text.prompts",
+    "attribute_wordings": "tgdmat.text.prompts",
+    "facts_subset": "tgdmat.text.prompts",
+    "NULL_PROMPT": "tgdmat.text.prompts",
+    "read_prompt": "tgdmat.text.reader",
+    "Reading": "tgdmat.text.reader",
+    "check_composition": "tgdmat.text.reader",
     "PromptFacts": "tgdmat.text.facts",
     "PromptError": "tgdmat.text.facts",
     "crystal_system_of": "tgdmat.text.facts",
@@ -44,14 +56,4 @@ _LAZY = {
     "Descriptions": "tgdmat.text.descriptions",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'tgdmat.text' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__, __all__ = attach(__name__, _LAZY)

@@ -8,6 +8,7 @@ structure, :func:`tgdmat.text.parse.parse_prompt` fills it from text. Generation
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -113,3 +114,61 @@ class PromptFacts:
             out[key] = theirs is not None and math.isclose(value, theirs, rel_tol=rel_tol,
                                                            abs_tol=abs_tol)
         return out
+
+
+#: Property columns of each dataset, in the order TGDMat's data loader lists them.
+DATASET_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "perov_5": ("heat_ref",),
+    "carbon_24": ("energy_per_atom",),
+    "mp_20": ("formation_energy_per_atom", "band_gap", "e_above_hull"),
+}
+
+#: look-alike characters people type (minus signs, dashes, thin spaces, subscript digits) → ASCII
+_ONE_TO_ONE = str.maketrans({
+    "\u2212": "-", "\u2013": "-", "\u2012": "-", "\u2010": "-", "\u2011": "-", "\u2014": ",",
+    "\u00a0": " ", "\u202f": " ", "\u2009": " ", "\u2007": " ", "\u2019": "'",
+    **{chr(0x2080 + d): str(d) for d in range(10)},  # subscripts ₀..₉ (SrTiO₃, P6₃/mmc)
+})
+
+
+@lru_cache(maxsize=1)
+def _space_group_table() -> dict[str, int]:
+    """Hermann–Mauguin symbol (spaces and underscores removed) → number, from spglib.
+
+    Short, full and "international" symbols of all 530 settings; underscore-free spellings
+    (P63/mmc) and bar-less cubic spellings (Pm3m) are added where they name one group only.
+    """
+    import spglib
+
+    table: dict[str, int] = {}
+    for hall in range(1, 531):
+        sg = spglib.get_spacegroup_type(hall)
+        for name in (sg.international_short, sg.international, sg.international_full):
+            table.setdefault(name.replace(" ", "").replace("_", ""), int(sg.number))
+    aliases: dict[str, set[int]] = {}
+    for name, number in table.items():
+        if number >= 195 and "-3" in name:
+            aliases.setdefault(name.replace("-3", "3"), set()).add(number)
+    for alias, numbers in aliases.items():
+        if len(numbers) == 1 and alias not in table:
+            table[alias] = numbers.pop()
+    return table
+
+
+@lru_cache(maxsize=1)
+def standard_symbols() -> dict[int, str]:
+    """Number → spglib's short Hermann–Mauguin symbol of the standard setting (``P6_3/mmc``)."""
+    import spglib
+
+    out: dict[int, str] = {}
+    for hall in range(1, 531):
+        sg = spglib.get_spacegroup_type(hall)
+        out.setdefault(int(sg.number), sg.international_short)
+    return out
+
+
+def space_group_number(symbol: str) -> int | None:
+    """Number 1..230 of a Hermann–Mauguin symbol (``Pm-3m``, ``P6_3/mmc``, ``P 21/c``) or None."""
+    key = re.sub(r"(\d)[\u0304\u0305¯]", r"-\1", symbol.translate(_ONE_TO_ONE))
+    key = re.sub(r"¯(\d)", r"-\1", key).replace(" ", "").replace("_", "")
+    return _space_group_table().get(key)

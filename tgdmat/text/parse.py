@@ -22,6 +22,12 @@ Numbers: optional sign (``-``, ``+``, ``−``), decimals, exponents written ``1e
 eV per atom, meV/atom, eV, meV). A value is converted to eV(/atom) with decimal arithmetic, so
 ``float`` of the stated decimal is returned exactly (``-0.1234`` → ``float("-0.1234")``).
 
+Free-written prompts: this parser reads only the sentences above and ignores every other one
+silently. :func:`tgdmat.text.reader.read_prompt` reads free-written prompts (paraphrases, "key:
+value" lists, symbols, units) and reports what it did not understand; it reads templated
+sentences with :func:`read_template_sentence`, the function :func:`parse_prompt` uses, so both
+give identical facts on templated prompts; use :func:`tgdmat.text.reader.read_prompt` for prompts people write.
+
 Anything impossible raises :class:`PromptError` naming the sentence and the part: a malformed
 number, an unknown unit, an unparseable formula or one with an unknown element, a zero or
 fractional atom count, a space group outside 1..230, an unknown crystal system, a crystal system
@@ -44,7 +50,7 @@ from tgdmat.text.facts import (
 )
 
 __all__ = ["PromptError", "PromptFacts", "parse_prompt", "validate_prompt", "parse_number",
-           "parse_formula", "parse_space_group", "split_sentences"]
+           "parse_formula", "parse_space_group", "split_sentences", "read_template_sentence"]
 
 # words for each property → canonical column name
 _PROPERTY_NAMES: dict[str, str] = {
@@ -99,6 +105,7 @@ _RE_ROBOCRYS = re.compile(
     r"^(?P<formula>\S+) (?:is .+ structured and )?crystallizes in the "
     r"(?P<system>[A-Za-z]+) (?P<symbol>\S+) space group$"
 )
+_FACT_PARTS = frozenset({"formula", "elements", "space_group", "crystal_system"})
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 
 
@@ -274,6 +281,37 @@ def _parse_system(text: str, sentence: str) -> str:
     return value
 
 
+def read_template_sentence(sentence: str, dataset: str | None = None
+                           ) -> list[tuple[str, object, str]] | None:
+    """The facts one templated sentence states, or None when it is not a templated sentence.
+
+    Returns ``(part, value, unit)`` triples (``unit`` is "" except for properties); raises
+    :class:`PromptError` when the sentence has a template's form but an impossible value.
+    :func:`parse_prompt` and :func:`tgdmat.text.reader.read_prompt` both read templated
+    sentences with it, so the two agree on them by construction.
+    """
+    body = _body(sentence)
+    if m := _RE_FORMULA.match(body):
+        return [("formula", parse_formula(m["v"], sentence), "")]
+    if m := _RE_ELEMENTS.match(body):
+        return [("elements", _parse_elements(m["v"], sentence), "")]
+    if m := _RE_SPACEGROUP.match(body):
+        return [("space_group", parse_space_group(m["v"], sentence), "")]
+    if m := _RE_SYSTEM.match(body):
+        return [("crystal_system", _parse_system(m["v"], sentence), "")]
+    if m := _RE_PROPERTY.match(body):
+        key = _PROPERTY_NAMES[m["name"].lower()]
+        if key == "formation_energy_per_atom" and dataset == "perov_5":
+            key = "heat_ref"
+        value, unit = parse_number(m["v"], sentence, key)
+        return [(key, value, unit)]
+    if m := _RE_ROBOCRYS.match(body):
+        return [("formula", parse_formula(m["formula"], sentence), ""),
+                ("crystal_system", _parse_system(m["system"], sentence), ""),
+                ("space_group", parse_space_group(m["symbol"], sentence), "")]
+    return None
+
+
 def parse_prompt(text: str, dataset: str | None = None) -> PromptFacts:
     """Extract the facts a prompt states.
 
@@ -281,6 +319,11 @@ def parse_prompt(text: str, dataset: str | None = None) -> PromptFacts:
         text: a short prompt, a Robocrystallographer description, or free text.
         dataset: if ``"perov_5"``, "formation energy per atom" is reported under ``heat_ref``
             (the column TGDMat's Perov-5 prompt describes with those words).
+
+    Only the templated sentences of the module docstring are read; every other sentence is
+    ignored. :func:`tgdmat.text.reader.read_prompt` reads templated sentences exactly as here and
+    free-written ones too (paraphrases, "key: value" lists, symbols like Pm-3m, units), and says
+    what it did not understand: use it for prompts people write.
 
     Returns:
         :class:`PromptFacts`; facts the prompt does not state are ``None`` / absent.
@@ -301,27 +344,11 @@ def parse_prompt(text: str, dataset: str | None = None) -> PromptFacts:
         found.setdefault(part, (value, sentence))
 
     for sentence in split_sentences(text):
-        body = _body(sentence)
-        if m := _RE_FORMULA.match(body):
-            put("formula", parse_formula(m["v"], sentence), sentence)
-        elif m := _RE_ELEMENTS.match(body):
-            put("elements", _parse_elements(m["v"], sentence), sentence)
-        elif m := _RE_SPACEGROUP.match(body):
-            put("space_group", parse_space_group(m["v"], sentence), sentence)
-        elif m := _RE_SYSTEM.match(body):
-            put("crystal_system", _parse_system(m["v"], sentence), sentence)
-        elif m := _RE_PROPERTY.match(body):
-            key = _PROPERTY_NAMES[m["name"].lower()]
-            if key == "formation_energy_per_atom" and dataset == "perov_5":
-                key = "heat_ref"
-            value, unit = parse_number(m["v"], sentence, key)
-            put(key, value, sentence)
-            properties[key] = value
-            units[key] = unit
-        elif m := _RE_ROBOCRYS.match(body):
-            put("formula", parse_formula(m["formula"], sentence), sentence)
-            put("crystal_system", _parse_system(m["system"], sentence), sentence)
-            put("space_group", parse_space_group(m["symbol"], sentence), sentence)
+        for part, value, unit in read_template_sentence(sentence, dataset) or ():
+            put(part, value, sentence)
+            if part not in _FACT_PARTS:
+                properties[part] = value
+                units[part] = unit
 
     def get(part: str):
         return found[part][0] if part in found else None

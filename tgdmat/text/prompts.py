@@ -24,15 +24,34 @@ an explicit choice: pass a seeded generator (training: a new order each time it 
 same orders for the same seed) or nothing (evaluation: the fixed order of
 :data:`DATASET_ATTRIBUTES`). The public TGDMat code states no units; ``units=True`` appends them
 (eV/atom, eV), which :func:`tgdmat.text.parse.parse_prompt` reads back.
+
+Training-time augmentation (:func:`augmented_prompt`), so that a model trained on the template
+survives prompts that omit or paraphrase facts:
+
+* paraphrase: each fact sentence is written in one of several wordings
+  (:func:`attribute_wordings`: formula, elements, space group as number or Hermann–Mauguin
+  symbol, crystal system, each property under its usual names, with or without eV/atom, eV per
+  atom or meV/atom), drawn with the seeded generator. Every wording is read back to the same
+  fact by :func:`tgdmat.text.reader.read_prompt` (the tests check all of them on real crystals).
+* attribute dropout (:func:`drop_attributes`): each fact sentence is dropped independently with
+  probability ``drop_prob``. When every one is dropped the prompt is :data:`NULL_PROMPT`
+  (``None``): the training loop maps it to classifier-free guidance's null condition (the
+  denoiser's learned "no condition", ``drop_cond = True``), not to an encoded empty string.
+
+:func:`facts_subset` gives the facts of the kept attributes, for the "text+facts" conditioning.
+With ``drop_prob=0`` and ``paraphrase=False``, :func:`augmented_prompt` returns exactly
+:func:`prompt_from_facts`'s prompt (and draws the same random numbers).
 """
 from __future__ import annotations
 
 import math
 import random
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tgdmat.text.facts import PromptFacts
+from tgdmat.text.facts import DATASET_PROPERTIES, PromptFacts, standard_symbols
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -47,13 +66,6 @@ PROPERTY_DECIMALS: int = 4
 
 HEADER = "Below is a description of a bulk material."
 FOOTER = "Generate the material:"
-
-#: Property columns of each dataset, in the order TGDMat's data loader lists them.
-DATASET_PROPERTIES: dict[str, tuple[str, ...]] = {
-    "perov_5": ("heat_ref",),
-    "carbon_24": ("energy_per_atom",),
-    "mp_20": ("formation_energy_per_atom", "band_gap", "e_above_hull"),
-}
 
 #: Fact sentences of each dataset in the fixed (evaluation) order, TGDMat's attribute list order.
 DATASET_ATTRIBUTES: dict[str, tuple[str, ...]] = {
@@ -231,3 +243,186 @@ def short_prompt(structure: "Structure", properties: Mapping[str, float], datase
     """
     facts = structure_facts(structure, properties, dataset)
     return prompt_from_facts(facts, dataset, rng=rng, units=units)
+
+
+# ============================================================================ augmentation
+#: What :func:`augmented_prompt` returns for the text when every attribute was dropped: the
+#: training loop maps it to classifier-free guidance's null condition (``drop_cond = True``).
+NULL_PROMPT = None
+
+#: Wordings of each fact sentence; the first is TGDMat's (``{formula}``; ``{comma}`` "Sr, Ti, O",
+#: ``{and_}`` "Sr, Ti and O"; ``{number}``, ``{symbol}``; ``{system}``, ``{a_system}`` "a cubic").
+WORDINGS: dict[str, tuple[str, ...]] = {
+    "formula": (
+        "The chemical formula is {formula}.",
+        "Its chemical formula is {formula}.",
+        "The formula is {formula}.",
+        "Formula: {formula}.",
+        "The composition is {formula}.",
+        "It has the reduced formula {formula}.",
+    ),
+    "elements": (
+        "The elements are {comma}.",
+        "Elements: {comma}.",
+        "It is composed of {and_}.",
+        "It consists of the elements {and_}.",
+        "The constituent elements are {and_}.",
+    ),
+    "space_group": (
+        "The spacegroup number is {number}.",
+        "The space group number is {number}.",
+        "It belongs to space group {number}.",
+        "Space group: {number}.",
+        "Its space group is No. {number}.",
+        "The space group is {symbol}.",
+        "It crystallizes in the {symbol} space group.",
+        "Space group symbol: {symbol}.",
+        "It has {symbol} symmetry (space group {number}).",
+    ),
+    "crystal_system": (
+        "The crystal system is {system}.",
+        "Crystal system: {system}.",
+        "It is {a_system} crystal.",
+        "It belongs to the {system} crystal system.",
+        "The structure has {system} symmetry.",
+        "The lattice is {system}.",
+    ),
+    "property": (
+        "The {name} is {value}.",
+        "Its {name} is {value}.",
+        "It has a {name} of {value}.",
+        "{Name}: {value}.",
+        "The {name} is about {value}.",
+        "The {name} should be {value}.",
+    ),
+}
+
+#: Names people use for each property (the first is TGDMat's).
+PROPERTY_NAMES: dict[str, tuple[str, ...]] = {
+    "heat_ref": ("formation energy per atom", "formation energy", "heat of formation",
+                 "formation enthalpy", "enthalpy of formation"),
+    "formation_energy_per_atom": ("formation energy per atom", "formation energy",
+                                  "heat of formation", "formation enthalpy",
+                                  "enthalpy of formation"),
+    "energy_per_atom": ("energy per atom", "total energy per atom", "total energy"),
+    "band_gap": ("band gap", "bandgap", "electronic band gap"),
+    "e_above_hull": ("energy above the convex hull", "energy above hull",
+                     "distance to the convex hull"),
+}
+
+#: Ways to write a value of each property: ``{v}`` in eV(/atom), ``{mv}`` in meV(/atom).
+VALUE_FORMS: dict[str, tuple[str, ...]] = {
+    "heat_ref": ("{v}", "{v} eV/atom", "{v} eV per atom", "{mv} meV/atom"),
+    "formation_energy_per_atom": ("{v}", "{v} eV/atom", "{v} eV per atom", "{mv} meV/atom"),
+    "energy_per_atom": ("{v}", "{v} eV/atom", "{v} eV per atom"),
+    "band_gap": ("{v}", "{v} eV", "{mv} meV"),
+    "e_above_hull": ("{v}", "{v} eV/atom", "{v} eV per atom", "{mv} meV/atom"),
+}
+
+
+def _milli(text: str) -> str:
+    """The decimal ``text`` times 1000, written without an exponent ("-0.1234" → "-123.4")."""
+    scaled = Decimal(text).scaleb(3)
+    return format(scaled.normalize() if scaled != 0 else Decimal(0), "f")
+
+
+def attribute_wordings(attr: str, facts: PromptFacts, dataset: str,
+                       decimals: int = PROPERTY_DECIMALS) -> list[str]:
+    """Every wording of the sentence stating ``attr`` of ``facts``; the first is TGDMat's."""
+    _check_dataset(dataset)
+    if attr == "formula":
+        fields = {"formula": facts.formula}
+    elif attr == "elements":
+        els = list(facts.elements or ())
+        and_ = els[0] if len(els) == 1 else f"{', '.join(els[:-1])} and {els[-1]}"
+        fields = {"comma": ", ".join(els), "and_": and_}
+    elif attr == "space_group":
+
+        fields = {"number": facts.space_group, "symbol": standard_symbols()[facts.space_group]}
+    elif attr == "crystal_system":
+        system = facts.crystal_system
+        fields = {"system": system, "a_system": f"{'an' if system[0] in 'aeiou' else 'a'} {system}"}
+    else:
+        value = format_value(facts.properties[attr], decimals)
+        return [frame.format(name=name, Name=name[0].upper() + name[1:],
+                             value=form.format(v=value, mv=_milli(value)))
+                for frame in WORDINGS["property"] for name in PROPERTY_NAMES[attr]
+                for form in VALUE_FORMS[attr]]
+    return [w.format(**fields) for w in WORDINGS[attr]]
+
+
+def _as_generator(rng: "random.Random | np.random.Generator | int"
+                  ) -> "random.Random | np.random.Generator":
+    if isinstance(rng, bool) or rng is None:
+        raise TypeError("rng must be an int seed, random.Random or numpy Generator")
+    return random.Random(rng) if isinstance(rng, int) else rng
+
+
+def _index(rng: "random.Random | np.random.Generator", n: int) -> int:
+    return rng.randrange(n) if isinstance(rng, random.Random) else int(rng.integers(n))
+
+
+def drop_attributes(attributes: Sequence[str], drop_prob: float,
+                    rng: "random.Random | np.random.Generator | int") -> list[str]:
+    """The attributes kept when each is dropped independently with probability ``drop_prob``.
+
+    One uniform draw per attribute, in order; the kept ones keep their order. An empty list
+    means the null prompt (see :data:`NULL_PROMPT`).
+    """
+    if not 0.0 <= drop_prob <= 1.0:
+        raise ValueError(f"drop_prob must be in [0, 1], not {drop_prob!r}")
+    rng = _as_generator(rng)
+    return [a for a in attributes if not float(rng.random()) < drop_prob]
+
+
+def facts_subset(facts: PromptFacts, attributes: Sequence[str]) -> PromptFacts:
+    """``facts`` restricted to ``attributes`` (what a prompt stating only those says)."""
+    keep = set(attributes)
+    return replace(
+        facts,
+        formula=facts.formula if "formula" in keep else None,
+        elements=facts.elements if "elements" in keep else None,
+        crystal_system=facts.crystal_system if "crystal_system" in keep else None,
+        space_group=facts.space_group if "space_group" in keep else None,
+        properties={k: v for k, v in facts.properties.items() if k in keep},
+        units={k: v for k, v in facts.units.items() if k in keep},
+    )
+
+
+def augmented_prompt(facts: PromptFacts, dataset: str,
+                     rng: "random.Random | np.random.Generator | int | None" = None,
+                     paraphrase: bool = False, drop_prob: float = 0.0, units: bool = False,
+                     decimals: int = PROPERTY_DECIMALS) -> tuple[str | None, tuple[str, ...]]:
+    """A training prompt for ``facts`` with paraphrase and attribute dropout.
+
+    Args:
+        facts: the crystal's facts (:func:`structure_facts` with the data set).
+        dataset: ``"perov_5"``, ``"carbon_24"`` or ``"mp_20"``.
+        rng: int seed, ``random.Random`` or ``numpy.random.Generator`` (advances); None only
+            without paraphrase and dropout (then: the fixed evaluation order).
+        paraphrase: draw each sentence's wording from :func:`attribute_wordings`.
+        drop_prob: probability of dropping each fact sentence (:func:`drop_attributes`).
+        units: units in TGDMat's wording (paraphrases choose their own).
+
+    Returns:
+        ``(text, kept)``: the prompt and the attributes it states, in sentence order; ``text``
+        is :data:`NULL_PROMPT` (None) when all were dropped. Draws: the sentence order (as
+        :func:`prompt_from_facts`), then one per attribute for dropout when ``drop_prob > 0``,
+        then one per kept sentence for its wording when ``paraphrase``.
+    """
+    if rng is None and (paraphrase or drop_prob > 0):
+        raise ValueError("paraphrase and attribute dropout need rng (a seed or a generator)")
+    if rng is not None:
+        rng = _as_generator(rng)
+    order = attribute_order(dataset, rng)
+    kept = drop_attributes(order, drop_prob, rng) if drop_prob > 0 else order
+    if not kept:
+        return NULL_PROMPT, ()
+    if paraphrase:
+        sentences = []
+        for attr in kept:
+            options = attribute_wordings(attr, facts, dataset, decimals)
+            sentences.append(options[_index(rng, len(options))])
+    else:
+        sentences = [_sentence(a, facts, units, decimals) for a in kept]
+    return f"{HEADER} {' '.join(sentences)} {FOOTER}", tuple(kept)
