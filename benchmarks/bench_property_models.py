@@ -46,7 +46,7 @@ def run_dataset(name: str, workers: int, batch_size: int, limit: int | None, gra
     import torch
     from scipy.stats import wasserstein_distance
 
-    from tgdmat import property_models as pm
+    from tgdmat import predictors as pm
     from tgdmat.data import load_dataset
 
     t0 = time.perf_counter()

@@ -47,6 +47,6 @@ if want bench; then
 fi
 # last: retraining the regressors changes the checkpoints that --predictor ours reads
 if want regressors; then
-  run $PY -m tgdmat.regressor --dataset perov_5 --epochs 30 --threads 1 --out $CK/regressor_perov_5.pt
-  run $PY -m tgdmat.regressor --dataset carbon_24 --epochs 15 --threads 1 --out $CK/regressor_carbon_24.pt
+  run $PY -m tgdmat.predictors.regressor --dataset perov_5 --epochs 30 --threads 1 --out $CK/regressor_perov_5.pt
+  run $PY -m tgdmat.predictors.regressor --dataset carbon_24 --epochs 15 --threads 1 --out $CK/regressor_carbon_24.pt
 fi

@@ -258,7 +258,7 @@ def test_5_configs_migrate_and_unknown_fields_are_named():
 
 
 def test_5_corrupt_property_model_cache_is_rebuilt():
-    from tgdmat.property_models import convert_checkpoint, load_cdvae_predictor
+    from tgdmat.predictors import convert_checkpoint, load_cdvae_predictor
 
     path = convert_checkpoint("perov_5")
     path.write_bytes(b"\xff" * 64)

@@ -295,7 +295,7 @@ def test_sample_valid_indices_is_seeded_and_valid_only():
 
 
 def test_missing_property_model_is_reported_not_substituted(monkeypatch):
-    from tgdmat import property_models
+    from tgdmat import predictors as property_models
 
     def unavailable(dataset):
         raise property_models.PropertyModelUnavailable("wheel not installed")

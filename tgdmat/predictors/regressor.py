@@ -1,7 +1,7 @@
 """Our own property regressor: a small CSPNet-style encoder trained on this project's training split.
 
 The property Wasserstein distance of the generation tables needs a property predictor. The
-literature's (CDVAE's DimeNet++, :mod:`tgdmat.property_models`) is comparable with published
+literature's (CDVAE's DimeNet++, :mod:`tgdmat.predictors.cdvae`) is comparable with published
 tables; this one is ours, trained on exactly our training split (official ``val`` minus the
 held-out slice), so the column can be computed wherever the CDVAE wheel is absent, labelled as ours.
 
@@ -11,7 +11,7 @@ Fourier features of fractional differences, so periodic translations and rotatio
 nothing) → mean over atoms → MLP → ``ŷ = μ + s·f``, trained with the L1 loss on the normalised
 property (``μ, s`` the training split's mean and standard deviation).
 
-    python -m tgdmat.regressor --dataset perov_5 --epochs 40 --out results/checkpoints/regressor_perov_5.pt
+    python -m tgdmat.predictors.regressor --dataset perov_5 --epochs 40 --out results/checkpoints/regressor_perov_5.pt
 """
 from __future__ import annotations
 

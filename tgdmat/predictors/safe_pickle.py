@@ -244,7 +244,7 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self._placeholder_cache[key]
         raise UnsafePickleError(
             f"{self._source}: the pickle asks for the global {module}.{name}, which is not on the "
-            "allow-list of tgdmat.safe_pickle (tensors, plain containers and inert placeholders for "
+            "allow-list of tgdmat.predictors.safe_pickle (tensors, plain containers and inert placeholders for "
             f"{', '.join(PLACEHOLDER_NAMESPACES)}); refusing to load it. Nothing was executed."
         )
 
