@@ -68,6 +68,15 @@ def composition_atoms(composition) -> list[int]:
     return zs
 
 
+def understood_dict(reading) -> dict:
+    """The facts of a :class:`tgdmat.text.reader.Reading` as plain JSON (only the stated ones)."""
+    f = reading.facts
+    out = {k: v for k, v in (("formula", f.formula), ("elements", list(f.elements) if f.elements else None),
+                             ("crystal_system", f.crystal_system), ("space_group", f.space_group)) if v is not None}
+    out.update(f.properties)
+    return out
+
+
 class CrystalGenerator:
     """A trained :class:`tgdmat.model.TGDMat` with its config, text encoder and statistics."""
 
@@ -95,7 +104,7 @@ class CrystalGenerator:
         if prompts is None or self.config.model.prompt == "none":
             return None
         from tgdmat.conditioning import FactsBatch
-        from tgdmat.text import encode_cached, parse_prompt, validate_prompt
+        from tgdmat.text import encode_cached, validate_prompt
 
         prompts = [validate_prompt(p) for p in prompts]
         if len(prompts) != n:
@@ -103,9 +112,33 @@ class CrystalGenerator:
         emb = encode_cached(self.encoder, prompts).to(self.device)
         facts = None
         if self.model.facts is not None:
-            facts = FactsBatch.from_facts([parse_prompt(p, dataset=self.config.model.dataset) for p in prompts],
-                                          self.property_names).to(self.device)
+            facts = FactsBatch.from_facts([self.read(p).facts for p in prompts], self.property_names).to(self.device)
         return self.model.condition(emb, facts)
+
+    def read(self, prompt: str):
+        """What the model understands of ``prompt``: a :class:`tgdmat.text.reader.Reading`.
+
+        The facts (formula, elements, crystal system, space group, properties; templated or
+        free-written, units converted) are what a ``text+facts`` model is conditioned on; the
+        spans it did not understand are listed so that nothing is dropped silently.
+        """
+        cache = self.__dict__.setdefault("_readings", {})
+        if prompt not in cache:
+            from tgdmat.text.reader import read_prompt
+
+            if len(cache) > 100_000:
+                cache.clear()
+            cache[prompt] = read_prompt(prompt, dataset=self.config.model.dataset)
+        return cache[prompt]
+
+    def annotate(self, structures, prompts) -> None:
+        """Record, in each structure's ``properties``, its prompt and what was understood of it."""
+        for s, p in zip(structures, prompts):
+            if p is None:
+                continue
+            reading = self.read(p)
+            s.properties.update(prompt=p, understood=understood_dict(reading),
+                                not_understood=[u.text for u in reading.not_understood])
 
     # ------------------------------------------------------------------ what the model knows
     @property
@@ -136,7 +169,6 @@ class CrystalGenerator:
         from pymatgen.core import Composition, Element
 
         from tgdmat.model import NUM_ELEMENTS
-        from tgdmat.text import parse_prompt
 
         warnings_: list[str] = []
         zs = None if isinstance(atoms, (int, np.integer)) else [int(z) for z in atoms]
@@ -162,10 +194,14 @@ class CrystalGenerator:
             if not lo <= count <= hi:
                 warnings_.append(f"{what}: {count} atoms is outside the trained range {lo}–{hi} atoms per cell")
         if prompt is not None and self.config.model.prompt != "none":
-            facts = parse_prompt(prompt, dataset=self.config.model.dataset)
+            reading = self.read(prompt)
+            facts = reading.facts
             if facts.is_empty:
                 warnings_.append(f"{what}: no fact (formula, elements, crystal system, space group, property) "
                                  f"was understood in the prompt {prompt[:60]!r}")
+            elif reading.not_understood:
+                unread = "; ".join(repr(u.text[:60]) for u in reading.not_understood[:3])
+                warnings_.append(f"{what}: not understood (ignored): {unread}")
             stated = facts.composition()
             if stated is not None:
                 base = int(round(stated.num_atoms))
@@ -273,6 +309,8 @@ class CrystalGenerator:
         rep_prompts = None if prompts is None else [p for p in prompts for _ in range(n_samples)]
         cond = self.condition(rep_prompts, len(num_atoms))
         flat = self._run(num_atoms, cond, types, sc, progress, template)
+        if rep_prompts is not None:
+            self.annotate(flat, rep_prompts)
         return [flat[i * n_samples : (i + 1) * n_samples] for i in range(len(zs))]
 
     def sample_csp_selected(self, compositions, prompts: Sequence[str] | None = None, draws: int = 4,
@@ -337,7 +375,9 @@ class CrystalGenerator:
                     for w in self.check_request(int(k), p, what=f"prompt {i}")])
         counts = [int(k) for k in num_atoms for _ in range(n)]
         rep = [p for p in prompts for _ in range(n)]
-        return self._run(counts, self.condition(rep, len(rep)), None, sc, progress)
+        out = self._run(counts, self.condition(rep, len(rep)), None, sc, progress)
+        self.annotate(out, rep)
+        return out
 
     def template_index(self):
         """A :class:`tgdmat.retrieval.TemplateIndex` over this model's **training** split (built once).
@@ -410,10 +450,7 @@ class CrystalGenerator:
         return rng.choice(keys, size=n, p=p / p.sum()).tolist()
 
     def _atoms_from_prompt(self, prompt: str, rng) -> int:
-        from tgdmat.text import parse_prompt
-
-        facts = parse_prompt(prompt, dataset=self.config.model.dataset)
-        comp = facts.composition()
+        comp = self.read(prompt).facts.composition()
         if comp is None:
             return self._draw_num_atoms(1, rng)[0]
         base = int(round(comp.num_atoms))

@@ -86,8 +86,12 @@ def _sample(args) -> int:
                                "the prompt instead of --formula")
         structures = gen.generate(prompts or None, n=args.n, **ov)
         tags = [(None, p) for p in (prompts or [None]) for _ in range(args.n)]
+    for p in dict.fromkeys(prompts):
+        print(f"prompt {p[:70]!r}\n" + "\n".join("  " + ln for ln in gen.read(p).report().splitlines()))
     paths = write_cifs(structures, args.out)
-    records = [{"cif": s.to(fmt="cif"), "prompt": p, "formula": f, "file": str(path)}
+    records = [{"cif": s.to(fmt="cif"), "prompt": p, "formula": f, "file": str(path),
+                **({"understood": s.properties.get("understood"), "not_understood": s.properties.get("not_understood")}
+                   if p is not None else {})}
                for s, path, (f, p) in zip(structures, paths, tags)]
     (Path(args.out) / "samples.json").write_text(json.dumps(records, indent=1))
     print(f"wrote {len(paths)} CIFs and samples.json to {args.out}")
