@@ -32,6 +32,9 @@ from tgdmat.paths import sha256_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+#: version of the provenance block (1: the older, partial blocks written before this module existed)
+PROVENANCE_FORMAT = 2
+
 #: packages whose versions are recorded by default
 DEFAULT_PACKAGES = ("torch", "torch_geometric", "numpy", "pymatgen", "spglib", "smact", "matminer", "transformers")
 
@@ -149,6 +152,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def record(command: str | None = None, inputs=(), device=None, packages=DEFAULT_PACKAGES) -> dict:
     """The provenance block of a result: command, commit, date, versions, hardware, inputs."""
     return {
+        "provenance_format": PROVENANCE_FORMAT,
         "command": command or command_line(),
         "commit": git_commit(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
