@@ -2,7 +2,7 @@
 # Re-make every measured file in results/ from a clean commit, in the order they depend on each other.
 #
 #   bash scripts/regenerate_results.sh            # all of them (about 2 CPU-hours on this project's machine)
-#   bash scripts/regenerate_results.sh csp        # one group: regressors | csp | select | probes | bench
+#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | others | regressors
 #
 # Every command below is exactly what the result file records as its "command"; run it from the
 # repository root of a clean checkout (no uncommitted changes), or the files will say "+dirty".
@@ -45,8 +45,19 @@ if want bench; then
   run $PY benchmarks/bench_train_sample.py --checkpoint $CK/perov_5_csp_text.pt --threads 1 --train-steps 4 --sample-crystals 32 \
     --sample-steps 1000 100 50 --csp-targets 128 --csp-steps 25 50 100 250 1000
 fi
+if want others; then  # made from clean commits already; re-run to move them to the current provenance block
+  run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
+  run $PY scripts/baselines.py --dataset carbon_24 --quiet  # baselines_carbon_24.json
+  run $PY benchmarks/bench_denoiser.py --modes film concat --repeats 3 --threads 1      # bench_denoiser.json
+  run $PY benchmarks/bench_diffusion_math.py                                            # bench_diffusion_math.json
+  run $PY benchmarks/bench_metrics.py                                                   # bench_metrics.json
+  run $PY benchmarks/bench_property_models.py --workers 2                               # property_predictors.json
+  run $PY benchmarks/bench_text_encoders.py --threads 1 --seed 0 --limit-long 1000 --out results/text_encoders.json
+fi
 # last: retraining the regressors changes the checkpoints that --predictor ours reads
 if want regressors; then
-  run $PY -m tgdmat.predictors.regressor --dataset perov_5 --epochs 30 --threads 1 --out $CK/regressor_perov_5.pt
-  run $PY -m tgdmat.predictors.regressor --dataset carbon_24 --epochs 15 --threads 1 --out $CK/regressor_carbon_24.pt
+  run $PY -m tgdmat.predictors.regressor --dataset perov_5 --epochs 30 --threads 1 --out $CK/regressor_perov_5.pt \
+    --result results/property_regressor_perov_5.json
+  run $PY -m tgdmat.predictors.regressor --dataset carbon_24 --epochs 15 --threads 1 --out $CK/regressor_carbon_24.pt \
+    --result results/property_regressor_carbon_24.json
 fi
