@@ -111,8 +111,9 @@ def command_line(argv: list[str] | None = None) -> str:
     if not argv or argv[0] in ("-c", ""):
         raise ValueError("a result must come from a re-runnable command (a script or python -m tgdmat), "
                          "not python -c or an interactive session")
-    head = Path(argv[0]).resolve()
     package = Path(__file__).resolve().parent
+    head = Path(argv[0]) if Path(argv[0]).is_absolute() else REPO_ROOT / argv[0]
+    head = head.resolve()
     if head.parent == package and head.suffix == ".py":  # python -m tgdmat / python -m tgdmat.<module>
         prog = ["python", "-m", "tgdmat" if head.stem == "__main__" else f"tgdmat.{head.stem}"]
     else:

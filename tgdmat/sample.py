@@ -519,6 +519,11 @@ def from_pretrained(path: str | os.PathLike, device: str | torch.device | None =
     model.load_state_dict(ckpt["ema"] if "ema" in ckpt else ckpt["model"])
     hist = json.loads(ckpt["num_atoms_hist"]) if "num_atoms_hist" in ckpt else {}
     info = {k: ckpt[k] for k in ("seed", "commit", "protocol", "epoch") if k in ckpt}
+    from tgdmat.paths import sha256_file
+    from tgdmat.provenance import relative
+
+    info["checkpoint"] = relative(path)
+    info["checkpoint_sha256"] = sha256_file(path)
     if "train_elements" in ckpt:
         info["train_elements"] = json.loads(ckpt["train_elements"])
     return CrystalGenerator(model.to(device), cfg, names, {int(k): v for k, v in hist.items()}, device, info)

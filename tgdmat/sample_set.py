@@ -15,6 +15,7 @@ reads) and ``<out>/run.json`` the settings and timings.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -138,5 +139,12 @@ def run(generator, request: Request, out: str, batch_size: int = 256, seed: int 
         assert [r["index"] for r in samples] == list(range(n)), "batch files do not cover the request exactly"
         atomic_write_text(out / "samples.json", json.dumps(samples))
         summary["samples"] = str(out / "samples.json")
-    atomic_write_text(out / "run.json", json.dumps({**meta, **summary}, indent=1))
+    info = generator.info
+    per_prompt = request.target_ids is not None and len(set(request.target_ids)) == n
+    made_by = {"checkpoint": {"path": info.get("checkpoint"), "sha256": info.get("checkpoint_sha256"),
+                              "protocol": info.get("protocol"), "epoch": info.get("epoch"), "commit": info.get("commit")},
+               "protocol_kind": "per prompt" if per_prompt else
+               ("conditioned" if request.prompts is not None else "unconditioned"),
+               "sampling": {**dataclasses.asdict(generator.config.sample), **meta["overrides"]}}
+    atomic_write_text(out / "run.json", json.dumps({**meta, **summary, **made_by}, indent=1, default=str))
     return summary

@@ -294,26 +294,36 @@ def main(argv: list[str] | None = None) -> int:
         n_samples = len(entries)
     timings["metrics"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
+    from tgdmat import provenance
+
+    generated = Path(args.generated)
+    made_by = None
+    run_json = (generated if generated.is_dir() else generated.parent) / "run.json"
+    if run_json.is_file():  # written by python -m tgdmat generate: the checkpoint and settings
+        made_by = json.loads(run_json.read_text())
+    inputs = [generated] if generated.is_file() else []
+    ck = (made_by or {}).get("checkpoint", {}).get("path")
+    if ck and Path(ck).is_file():
+        inputs.append(Path(ck))
     out = {
-        "command": "python -m tgdmat evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "input": str(Path(args.generated).resolve()),
+        "input": provenance.relative(generated),
+        "generated_by": made_by,
         "dataset": args.dataset,
         "split": args.split,
-        "reference_file": str(Path(ref.path).resolve()),
+        "reference_file": provenance.relative(ref.path),
         "n_reference": len(ref),
         "n_samples": n_samples,
         "n_unparsable_cif": len(parse_errors),
         "unparsable_examples": parse_errors[:5],
         "config": config,
         "metrics": result,
-        **environment_info(),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     out_path = Path(args.out) if args.out else (
         Path(args.generated).resolve().parent / f"metrics_{args.task}_{args.dataset}.json")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(out, indent=2, default=_json_default) + "\n")
+    command = provenance.command_line(["tgdmat/__main__.py", "evaluate", *(argv if argv is not None else sys.argv[1:])])
+    provenance.write_result(out, out_path, inputs=inputs, command=command, split=args.split, dataset=args.dataset,
+                            checkpoint_protocol=(made_by or {}).get("checkpoint", {}).get("protocol"))
     print(f"wrote {out_path}")
     print(json.dumps(metrics.summary_row(result) if args.task == "gen" else
                      {k: result[k] for k in ("match_rate_pct", "rmse", "n_targets", "k_max")}, indent=2))
