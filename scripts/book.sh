@@ -11,5 +11,8 @@ fi
 # (no MPLBACKEND here: notebooks must use the inline backend so that figures reach the book)
 unset MPLBACKEND
 export TGDMAT_PROFILE=${TGDMAT_PROFILE:-quick} HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-"$VENV/bin/jupyter-book" build --all -W --keep-going . 
+start=$(date +%s)
+cfg=$("$VENV/bin/python" scripts/book_config.py _build/_config.build.yml)
+"$VENV/bin/jupyter-book" build --all -W --keep-going --config "$cfg" .
+echo "built in $(( $(date +%s) - start )) s"
 echo "book: $(pwd)/_build/html/index.html"

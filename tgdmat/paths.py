@@ -52,5 +52,16 @@ def sha256_text(text: str) -> str:
 
 
 def results_dir() -> Path:
-    """The repository's ``results/`` folder (committed JSON results, small checkpoints, logs)."""
-    return Path(os.environ.get("TGDMAT_RESULTS") or _PACKAGE_DIR.parent / "results")
+    """Committed results (JSON, small checkpoints, logs): ``$TGDMAT_RESULTS``, else the repository's
+    ``results/`` (a clone or an editable install), else the copy packaged in the wheel as
+    ``tgdmat/_results`` (``pip install git+…`` on Colab), so notebooks find them without a clone."""
+    env = os.environ.get("TGDMAT_RESULTS")
+    if env:
+        return Path(env)
+    for candidate in (_PACKAGE_DIR.parent / "results", _PACKAGE_DIR / "_results"):
+        if (candidate / "published.json").is_file():
+            return candidate
+    raise FileNotFoundError(
+        "tgdmat cannot find its committed results: set TGDMAT_RESULTS, or install from a clone or from the "
+        f"repository (looked in {_PACKAGE_DIR.parent / 'results'} and {_PACKAGE_DIR / '_results'})"
+    )
