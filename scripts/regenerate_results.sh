@@ -2,7 +2,7 @@
 # Re-make every measured file in results/ from a clean commit, in the order they depend on each other.
 #
 #   bash scripts/regenerate_results.sh            # all of them (about 2 CPU-hours on this project's machine)
-#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | others | regressors
+#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | gen | others | regressors
 #
 # Every command below is exactly what the result file records as its "command"; run it from the
 # repository root of a clean checkout (no uncommitted changes), or the files will say "+dirty".
@@ -44,6 +44,16 @@ if want bench; then
   run $PY benchmarks/bench_data.py
   run $PY benchmarks/bench_train_sample.py --checkpoint $CK/perov_5_csp_text.pt --threads 1 --train-steps 4 --sample-crystals 32 \
     --sample-steps 1000 100 50 --csp-targets 128 --csp-steps 25 50 100 250 1000
+fi
+if want gen; then  # de novo generation (issue 21): both protocols, then the real-data band
+  G=$CK/perov_5_gen_text_facts.pt
+  run $PY -m tgdmat generate --checkpoint $G --per-prompt test --threads 1 --out runs/gen/perov_5_per_prompt
+  run $PY -m tgdmat evaluate runs/gen/perov_5_per_prompt/samples.json --dataset perov_5 --predictor cdvae --workers 1 \
+    --quiet --out results/gen_perov_5_text_facts_per_prompt.json
+  run $PY -m tgdmat generate --checkpoint $G --n 10000 --threads 1 --out runs/gen/perov_5_free10k
+  run $PY -m tgdmat evaluate runs/gen/perov_5_free10k/samples.json --dataset perov_5 --predictor cdvae --workers 1 \
+    --quiet --out results/gen_perov_5_text_facts_free10k.json
+  run $PY benchmarks/bench_gen_reference.py --dataset perov_5 --seeds 0 1 2 3 4 --out results/gen_reference_perov_5.json
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
