@@ -114,7 +114,9 @@ class HFEncoder(TextEncoder):
         if pooling not in ("cls", "mean"):
             raise ValueError(f"pooling must be 'cls' or 'mean', not {pooling!r}")
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no "Loading weights" bars in notebooks and logs
         self.source = str(source)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.source, local_files_only=True)
