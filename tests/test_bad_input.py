@@ -190,7 +190,7 @@ def test_4_requests_checked_against_prompt_and_model():
     assert gen.check_request(10, "The chemical formula is SrTiO3.") == []
     warnings_ = gen.check_request(500, "The chemical formula is SrTiO3.")
     assert any("outside the trained range 5–10" in w for w in warnings_)
-    warnings_ = gen.check_request(5, "Un matériau cubique avec du strontium.")
+    warnings_ = gen.check_request(5, "Ein blaues Material aus Italien.")
     assert any("no fact" in w for w in warnings_)
     pu = [94, 22, 8, 8, 8]
     with pytest.raises(RequestError, match="Pu never occurs in the perov_5 training split"):

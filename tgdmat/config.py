@@ -249,9 +249,15 @@ class Config:
         return cls(**parts)
 
     def step_lr(self) -> float:
-        if self.sample.step_lr is not None:
-            return self.sample.step_lr
-        return STEP_LR.get((self.model.dataset, self.model.task), 1e-5)
+        """The Langevin step size these settings use (:func:`step_lr_for`)."""
+        return step_lr_for(self.model, self.sample)
+
+
+def step_lr_for(model: ModelConfig, sample: SampleConfig) -> float:
+    """``sample.step_lr``, or the data set's and task's :data:`STEP_LR` when it is ``None``."""
+    if sample.step_lr is not None:
+        return sample.step_lr
+    return STEP_LR.get((model.dataset, model.task), 1e-5)
 
 
 def preset(name: str = "quick", dataset: str = "perov_5", task: str = "csp", **model_overrides) -> Config:

@@ -23,14 +23,13 @@ This module knows no optimiser and no files: :mod:`tgdmat.train` trains it,
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from tgdmat.conditioning import FactsBatch, FactsEncoder
-from tgdmat.config import ModelConfig
+from tgdmat.config import ModelConfig, SampleConfig, step_lr_for
 from tgdmat.denoiser import CSPDenoiser, DenoiserOutput
 from tgdmat.diffusion import D3PM, LatticeDDPM, TorusVE, strided_timesteps, uniform_times
 
@@ -188,14 +187,11 @@ class TGDMat(nn.Module):
         num_atoms: Tensor,
         cond: Tensor | None,
         atom_types: Tensor | None = None,
-        num_steps: int | None = None,
-        step_lr: float = 1e-5,
-        corrector: bool = True,
-        guidance_scale: float = 1.0,
-        lattice_eta: float = 1.0,
+        settings: SampleConfig | None = None,
         generator: torch.Generator | None = None,
         progress: bool = False,
         start: "TemplateStart | None" = None,
+        **overrides,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Run the reverse chain for ``B`` crystals.
 
@@ -203,14 +199,19 @@ class TGDMat(nn.Module):
             num_atoms: ``[B]`` long atoms per crystal.
             cond: ``[B, cond_dim]`` or ``None`` (unconditional).
             atom_types: ``[N]`` long atomic numbers Z for CSP (required when ``task="csp"``).
-            num_steps: network evaluations along the chain (``None`` = all ``T``; fewer use an
-                evenly strided schedule ending at ``t = 1``).
-            step_lr: Langevin corrector step size at ``σ_1``.
-            corrector: run the corrector before each predictor step (2 evaluations per step).
-            guidance_scale: classifier-free guidance weight ``w`` (1 = conditional only).
-            lattice_eta: 1 = ancestral DDPM lattice steps (the paper), 0 = deterministic DDIM
-                steps (keep the spread of short strided chains closer to the data's).
-            generator: a ``torch.Generator`` on the model's device for every random draw.
+            settings: the reverse-process settings, :class:`tgdmat.config.SampleConfig` (default:
+                all ``T`` steps, the data set's Langevin step size, no guidance); keyword
+                ``overrides`` replace its fields (and are checked like it):
+
+                * ``num_steps`` — network evaluations along the chain (``None`` = every step;
+                  fewer use an evenly strided schedule ending at ``t = 1``);
+                * ``step_lr`` — Langevin corrector step size at ``σ_1`` (``None`` = the data
+                  set's, :func:`tgdmat.config.step_lr_for`);
+                * ``corrector`` — a Langevin step before each predictor step (2 evaluations);
+                * ``guidance_scale`` — classifier-free guidance ``w`` (1 = conditional only);
+                * ``lattice_eta`` — 1 = ancestral DDPM lattice steps (the paper), 0 = DDIM.
+            generator: a ``torch.Generator`` on the model's device for every random draw
+                (``settings.seed`` is the caller's to apply).
             start: template-guided sampling (:class:`TemplateStart`): instead of the prior at
                 ``T``, the chain starts at ``t_0 = start.t`` from a template crystal noised by the
                 forward processes, ``L_{t0} = sqrt(ᾱ_{t0}) L_tpl + sqrt(1 − ᾱ_{t0}) ε_L`` and
@@ -224,6 +225,9 @@ class TGDMat(nn.Module):
             ValueError: a setting out of range (naming it), or a non-finite result (naming the
                 crystals), so a NaN never leaves this function as a structure.
         """
+        sc = dataclasses.replace(settings or SampleConfig(), **overrides)
+        step_lr = step_lr_for(self.cfg, sc)
+        corrector, guidance_scale, lattice_eta = sc.corrector, sc.guidance_scale, sc.lattice_eta
         dev = next(self.parameters()).device
         num_atoms = torch.as_tensor(num_atoms).to(dev).long()
         if num_atoms.dim() != 1 or num_atoms.numel() == 0:
@@ -233,12 +237,9 @@ class TGDMat(nn.Module):
         t_top = self.num_steps if start is None else int(start.t)
         if not 1 <= t_top <= self.num_steps:
             raise ValueError(f"start.t must be in [1, {self.num_steps}], got {t_top}")
-        k = t_top if num_steps is None else num_steps
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= t_top:
-            raise ValueError(f"num_steps must be a whole number in [1, {t_top}] (None = every step), got {num_steps!r}")
-        for name, value in (("step_lr", step_lr), ("guidance_scale", guidance_scale), ("lattice_eta", lattice_eta)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        k = t_top if sc.num_steps is None else sc.num_steps
+        if not 1 <= k <= t_top:
+            raise ValueError(f"num_steps must be in [1, {t_top}] (None = every step), got {sc.num_steps}")
         B = num_atoms.shape[0]
         batch_idx = torch.repeat_interleave(torch.arange(B, device=dev), num_atoms)
         N = batch_idx.shape[0]

@@ -234,7 +234,6 @@ class CrystalGenerator:
              template: "Templates | None" = None):
         from tgdmat.crystal import arrays_to_structures
 
-        step_lr = sc.step_lr if sc.step_lr is not None else self.config.step_lr()
         gen = torch.Generator(device=self.device).manual_seed(sc.seed)
         structures = []
         counts = np.asarray(num_atoms, dtype=np.int64)
@@ -250,9 +249,7 @@ class CrystalGenerator:
                 types = torch.as_tensor(atom_types[offsets[start] : offsets[stop]], dtype=torch.long)
             c = None if cond is None else cond[start:stop]
             tpl = None if template is None else template.slice(start, stop, offsets)
-            A, F, L = self.model.sample(na, c, types, num_steps=sc.num_steps, step_lr=step_lr,
-                                        corrector=sc.corrector, guidance_scale=sc.guidance_scale, lattice_eta=sc.lattice_eta,
-                                        generator=gen, progress=progress, start=tpl)
+            A, F, L = self.model.sample(na, c, types, sc, generator=gen, progress=progress, start=tpl)
             structures += arrays_to_structures(A.cpu(), F.cpu(), L.cpu(), na)
         return structures
 

@@ -161,8 +161,7 @@ def holdout_match_rate(model, dataset, table, cfg: Config, device) -> float:
     sc = cfg.sample
     gen = torch.Generator(device=device).manual_seed(sc.seed)
     A, F, L = model.sample(batch.num_atoms, _cond(model, table, ids, 0, device), batch.atom_types.to(device),
-                           num_steps=sc.num_steps, step_lr=cfg.step_lr(), corrector=sc.corrector,
-                           guidance_scale=sc.guidance_scale, lattice_eta=sc.lattice_eta, generator=gen)
+                           cfg.sample, generator=gen)
     preds = arrays_to_structures(A.cpu(), F.cpu(), L.cpu(), batch.num_atoms)
     model.train(was_training)
     return evaluate_csp(preds, batch_to_structures(batch), workers=1, progress=False)["match_rate_pct"]
