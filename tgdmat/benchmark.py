@@ -29,7 +29,8 @@ def split_prompts(dataset, kind: str) -> list[str] | None:
 
 
 def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = None, progress: bool = True,
-                  select_from: int = 1, predictor="ours", template_t: int | None = None, **sample_overrides) -> dict:
+                  select_from: int = 1, predictor="ours", template_t: int | None = None, strict: bool = False,
+                  metre_targets: int | None = 200, **sample_overrides) -> dict:
     """CSP on ``dataset`` (a :class:`tgdmat.data.CrystalDataset`) with ``n_samples`` per target.
 
     With ``select_from = k > 1`` (only with ``n_samples = 1``), ``k`` draws are made per target
@@ -42,6 +43,11 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     With ``template_t`` every chain starts from the target's nearest **training** crystal noised
     to that time (:meth:`tgdmat.sample.CrystalGenerator.sample_csp_templated`); the result then
     carries a ``"templates"`` block.
+
+    With ``strict`` the result also carries ``"strict"``: :func:`tgdmat.metrics.evaluate_csp_strict`
+    (tight tolerances and the same space group; the polymorph-aware METRe/cRMSE on
+    ``metre_targets`` sampled targets; match rates on the targets that have no duplicate in the
+    model's **training** split, found with :func:`tgdmat.metrics.find_duplicates`).
     """
     from tgdmat.metrics import evaluate_csp
     from tgdmat.provenance import hardware
@@ -75,6 +81,20 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         first = [[group[0]] for group in sel.candidates]  # the first draw alone: the same-run one-sample baseline
         selection = {**sel.summary(), "first_draw_metrics": evaluate_csp(first, targets, progress=progress)}
     t_match = time.perf_counter() - t0
+    strict_block = None
+    if strict:
+        from tgdmat.metrics import evaluate_csp_strict, find_duplicates
+
+        t0 = time.perf_counter()
+        train = generator.template_index().dataset
+        dup = find_duplicates(targets, train.structures(), query_ids=list(dataset.material_ids),
+                              reference_ids=list(train.material_ids), progress=progress)
+        strict_block = evaluate_csp_strict(preds, targets, duplicates=dup, metre_targets=metre_targets,
+                                           progress=progress)
+        strict_block["duplicates_in_training_split"] = {
+            name: {k: v for k, v in entry.items() if k not in ("has_duplicate", "match_index")}
+            for name, entry in dup["settings"].items()}
+        strict_block["seconds"] = time.perf_counter() - t0
     sc = dataclasses.replace(generator.config.sample, **{k: v for k, v in sample_overrides.items() if v is not None})
     return {
         "task": "csp",
@@ -85,6 +105,7 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         "draws_per_target": n_samples * select_from,
         **({"selection": selection} if selection is not None else {}),
         **({"templates": templates} if templates is not None else {}),
+        **({"strict": strict_block} if strict_block is not None else {}),
         "metrics": metrics,
         "sampling": dataclasses.asdict(sc) | {"step_lr_used": sc.step_lr if sc.step_lr is not None else generator.config.step_lr()},
         "seconds": {"sampling": t_sample, "matching": t_match,

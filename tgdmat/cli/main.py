@@ -108,7 +108,8 @@ def _csp(args) -> int:
     ds = load_dataset(gen.config.model.dataset, args.split)
     predictor = None if args.predictor == "none" else args.predictor
     result = csp_benchmark(gen, ds, n_samples=args.n, limit=args.limit, select_from=args.select_from,
-                           predictor=predictor, template_t=args.template_t, **_sample_overrides(args))
+                           predictor=predictor, template_t=args.template_t, strict=args.strict,
+                           **_sample_overrides(args))
     write_result(result, args.out, generator=gen, checkpoint=args.checkpoint)
     m = result["metrics"]
     how = (f"1 of {args.select_from} draws returned ({args.predictor})" if args.select_from > 1
@@ -207,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--template-t", type=_positive_int,
                    help="template-guided sampling: start each chain from the nearest training crystal "
                         "(by the prompt's facts) noised to this time t0 in 1..T")
+    c.add_argument("--strict", action="store_true",
+                   help="add the strict column: tight match + same space group, METRe/cRMSE (arXiv:2509.12178), "
+                        "and match on targets without a duplicate in the training split")
     c.add_argument("--out", required=True, help="results JSON path")
     c.set_defaults(func=_csp)
 
