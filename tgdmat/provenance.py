@@ -4,7 +4,8 @@ One module, used by training, sampling benchmarks, ``evaluate`` and the scripts 
 ``benchmarks/``, so that every file in ``results/`` records the same things the same way:
 
 * ``commit``: ``git rev-parse HEAD`` of the repository, with the single suffix ``+dirty`` when a
-  tracked file differs from it (untracked files such as ``runs/`` do not count), or
+  tracked file outside ``results/`` differs from it (untracked files such as ``runs/`` and the
+  results a run has just written do not count), or
   ``"unknown"`` outside a clone (an installed wheel);
 * ``versions``: the installed versions of the packages that change a number;
 * ``hardware``: CPU model, cores and torch threads, or the GPU's name;
@@ -46,8 +47,9 @@ def git_commit(root: str | os.PathLike | None = None) -> str:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0 or not sha.stdout.strip():
             return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        # results/ is what runs write: a result written a moment ago does not make the code dirty
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         return sha.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
