@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from tgdmat.diffusion.lattice import strided_timesteps
+from tgdmat.diffusion import strided_timesteps
 from tgdmat.diffusion.torus import (
     TorusVE,
     truncation_bound,
