@@ -2,7 +2,7 @@
 # Re-make every measured file in results/ from a clean commit, in the order they depend on each other.
 #
 #   bash scripts/regenerate_results.sh            # all of them (about 2 CPU-hours on this project's machine)
-#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | gen | others | regressors
+#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | gen | carbon | others | regressors
 #
 # Every command below is exactly what the result file records as its "command"; run it from the
 # repository root of a clean checkout (no uncommitted changes), or the files will say "+dirty".
@@ -54,6 +54,16 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
   run $PY -m tgdmat evaluate runs/gen/perov_5_free10k/samples.json --dataset perov_5 --predictor cdvae --workers 1 \
     --quiet --out results/gen_perov_5_text_facts_free10k.json
   run $PY benchmarks/bench_gen_reference.py --dataset perov_5 --seeds 0 1 2 3 4 --out results/gen_reference_perov_5.json
+fi
+if want carbon; then  # Carbon-24 CSP (issue 19): template start chosen on the held-out slice, then the test split
+  C=$CK/carbon_24_csp_text_facts.pt
+  run $PY benchmarks/bench_sampler_holdout.py --checkpoint $C --guidance 1 --steps 100 --template-t 0 100 200 300 500 \
+    --threads 1 --out results/sampler_holdout_carbon_24_text_facts.json
+  run $PY -m tgdmat csp --checkpoint $C --split test --strict --template-t 300 --threads 1 --out results/csp_carbon_24_text_facts_tpl300.json
+  run $PY -m tgdmat csp --checkpoint $C --split test --strict --threads 1 --out results/csp_carbon_24_text_facts.json
+  run $PY -m tgdmat csp --checkpoint results/checkpoints/perov_5_csp_long_text_facts.pt --split test --limit 32 --guidance 3 \
+    --threads 1 --out results/csp_perov_5_long_text_facts_w3_first32.json
+  run $PY benchmarks/bench_site_parser.py
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
