@@ -223,3 +223,12 @@ def test_without_duplicates_block_in_the_column():
     res = evaluate_csp_strict([[d], [d]], [d, lon], progress=False, metre=False, duplicates=dups)
     wd = res["without_duplicates"]["literature"]
     assert wd["n_excluded"] == 1 and wd["n_targets"] == 1 and wd["match_rate_pct"] == 0.0
+
+
+def test_duplicates_use_get_rms_dist_acceptance_not_fit(carbon_test):
+    """Test crystals 1 and 56: get_rms_dist accepts (RMS < stol), fit rejects (one site > stol)."""
+    ref, query = carbon_test.structure(1), carbon_test.structure(56)
+    m = make_matcher(**LITERATURE_MATCHER)
+    assert m.get_rms_dist(ref, query) is not None and not m.fit(ref, query)
+    out = find_duplicates([query], [ref], tolerances={"literature": {**LITERATURE_MATCHER}})
+    assert out["settings"]["literature"]["has_duplicate"] == [True]

@@ -181,15 +181,16 @@ def match_reduced(matcher, pred: Reduced, target: Reduced, best: bool = True) ->
     """``matcher.get_rms_dist(pred, target)[0]`` computed on the cached reductions.
 
     ``best=True`` returns the smallest RMS displacement over all lattice mappings (as
-    ``get_rms_dist``); ``best=False`` stops at the first mapping that matches (as
-    ``StructureMatcher.fit``), which decides the same match/no-match question faster and returns
-    that mapping's RMS. ``None``: no match, or a matcher error (counted as no match, as in the
-    papers).
+    ``get_rms_dist``); ``best=False`` stops at the first mapping whose RMS is below ``stol``,
+    which decides the same match/no-match question faster and returns that mapping's RMS.
+    (Both accept on the RMS, as ``get_rms_dist`` does; ``StructureMatcher.fit`` accepts on the
+    largest single displacement instead and is slightly stricter.) ``None``: no match, or a
+    matcher error (counted as no match, as in the papers).
     """
     try:
         s1, s2 = matcher._process_species([pred.structure, target.structure])
         s1, s2, fu, s1_supercell = matcher._preprocess(s1, s2, skip_structure_reduction=True)
-        res = matcher._match(s1, s2, fu, s1_supercell, use_rms=best, break_on_match=not best)
+        res = matcher._match(s1, s2, fu, s1_supercell, use_rms=True, break_on_match=not best)
     except (AttributeError, TypeError):  # a pymatgen without these internals: the public call
         try:
             res = matcher.get_rms_dist(pred.structure, target.structure)
