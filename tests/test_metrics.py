@@ -375,6 +375,7 @@ def test_evaluate_command_writes_metrics_json(tmp_path):
     assert m["metrics"]["validity"]["struct_valid_pct"] == 50.0
     assert m["metrics"]["property_stats"]["prop_status"].startswith("missing")
     assert "pymatgen" in m["versions"] and "total" in m["timings_s"]
+    assert m["config"]["novelty"]["against"] is None and "shipped training split" in m["config"]["novelty"]["why"]
     # CSP through a folder layout <material_id>/<k>.cif: the target itself and a failed file
     folder = tmp_path / "csp"
     mid = str(rows["material_id"].iloc[0])

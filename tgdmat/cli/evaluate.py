@@ -184,6 +184,39 @@ def _facts_for(entries: list[Entry], dataset: str) -> tuple[list | None, dict]:
     return facts, counts
 
 
+def made_by_of(generated: str | os.PathLike) -> dict | None:
+    """The ``run.json`` that ``python -m tgdmat generate`` wrote beside the samples, if any."""
+    generated = Path(generated)
+    run_json = (generated if generated.is_dir() else generated.parent) / "run.json"
+    return json.loads(run_json.read_text()) if run_json.is_file() else None
+
+
+def _training_for_novelty(args, made_by: dict | None):
+    """``(training structures or None, config dict)`` for the novelty column."""
+    if args.novelty == "none":
+        return None, {"against": None}
+    if args.reference is not None or args.dataset == "mp_20":
+        return None, {"against": None, "why": "novelty needs the shipped training split of perov_5 or carbon_24"}
+    from tgdmat.data import load_splits
+
+    train_cfg = {}
+    ck = (made_by or {}).get("checkpoint", {}).get("path")
+    if ck and Path(ck).is_file():
+        from tgdmat.checkpoint import load_checkpoint
+
+        try:
+            cfg = load_checkpoint(ck, map_location="cpu").get("config") or {}
+            train_cfg = (json.loads(cfg) if isinstance(cfg, str) else cfg).get("train", {})
+        except Exception:  # noqa: BLE001 - fall back to the protocol's defaults, recorded below
+            train_cfg = {}
+    fraction = args.holdout_fraction if args.holdout_fraction is not None else train_cfg.get("holdout_fraction", 0.1)
+    seed = args.holdout_seed if args.holdout_seed is not None else train_cfg.get("seed", 0)
+    splits = load_splits(args.dataset, holdout_fraction=fraction, seed=seed)
+    return splits.train.structures(), {"against": splits.train.split, "n_training": len(splits.train),
+                                       "holdout_fraction": fraction, "holdout_seed": seed,
+                                       "n_max": args.novelty_max, "seed": args.seed}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tgdmat evaluate",
@@ -225,6 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="csp: count every crystal of the split as a target (those without predictions are misses)")
     p.add_argument("--limit-test", type=int, default=None,
                    help="use only the first N crystals of the reference split (quick looks; recorded in the JSON)")
+    p.add_argument("--novelty", choices=["train", "none"], default="train",
+                   help="gen: uniqueness and novelty of up to --novelty-max valid samples against the "
+                        "training split of this project's protocol (official val minus the held-out "
+                        "slice; shipped data sets only), or none (default: train)")
+    p.add_argument("--novelty-max", type=int, default=1000,
+                   help="valid samples scored for uniqueness/novelty (seeded by --seed; default 1000)")
+    p.add_argument("--holdout-fraction", type=float, default=None,
+                   help="held-out fraction of the training protocol (default: the checkpoint's, else 0.1)")
+    p.add_argument("--holdout-seed", type=int, default=None,
+                   help="seed of the held-out slice (default: the checkpoint's training seed, else 0)")
     p.add_argument("--workers", type=int, default=2, help="processes for fingerprints and matching (default: 2)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the fingerprint cache")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -262,19 +305,22 @@ def main(argv: list[str] | None = None) -> int:
                     "cache": not args.no_cache}
     if args.task == "gen":
         facts, fact_counts = _facts_for(entries, args.dataset)
+        training, novelty_config = _training_for_novelty(args, made_by_of(args.generated))
         predictor = None if args.predictor == "none" else args.predictor
         result = metrics.evaluate_generation(
             [e.structure for e in entries], ref.structures(), args.dataset, prompts_facts=facts,
             predictor=predictor, seed=args.seed, n_samples=args.n_samples, comp_scaler=args.comp_scaler,
             symprec=args.symprec, angle_tolerance=args.angle_tolerance, workers=args.workers,
             validity_time_limit_s=args.validity_time_limit,
+            training_structures=training, novelty_max=args.novelty_max,
             cache=not args.no_cache, progress=progress)
         if fact_counts:
             result["fidelity"] = {**(result["fidelity"] or {}), **fact_counts}
         config.update(n_samples=args.n_samples, seed=args.seed, predictor=args.predictor,
                       comp_scaler=args.comp_scaler, symprec=args.symprec, angle_tolerance=args.angle_tolerance,
                       cov_cutoffs={"standard": metrics.cov_cutoffs(args.dataset, "standard"),
-                                   "tgdmat_loose": metrics.cov_cutoffs(args.dataset, "tgdmat")})
+                                   "tgdmat_loose": metrics.cov_cutoffs(args.dataset, "tgdmat")},
+                      novelty=novelty_config)
         n_samples = len(entries)
     else:
         index = {mid: i for i, mid in enumerate(ref.material_ids)}
@@ -297,10 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     from tgdmat import provenance
 
     generated = Path(args.generated)
-    made_by = None
-    run_json = (generated if generated.is_dir() else generated.parent) / "run.json"
-    if run_json.is_file():  # written by python -m tgdmat generate: the checkpoint and settings
-        made_by = json.loads(run_json.read_text())
+    made_by = made_by_of(generated)
     inputs = [generated] if generated.is_file() else []
     ck = (made_by or {}).get("checkpoint", {}).get("path")
     if ck and Path(ck).is_file():

@@ -47,6 +47,8 @@ def evaluate_generation(
     progress: bool = True,
     test_fingerprints=None,
     validity_time_limit_s: float | None = 2.0,
+    training_structures: Sequence | None = None,
+    novelty_max: int | None = 1000,
 ) -> dict:
     """Generation metrics of ``gen_structures`` against ``test_structures``.
 
@@ -68,6 +70,9 @@ def evaluate_generation(
         validity_time_limit_s: seconds the validity checks of one crystal may take (None: no
             limit); ``validity`` reports ``skipped_count``, ``skipped_indices`` and
             ``time_limit_s``.
+        training_structures: the crystals the model was trained on; when given, uniqueness and
+            novelty of (a seeded subsample of at most ``novelty_max``) valid generated crystals
+            are reported (:func:`tgdmat.metrics.novelty.novelty_uniqueness`).
 
     Returns a JSON-serialisable dict with ``validity``, ``coverage`` (``standard`` and
     ``tgdmat_loose_cutoffs``), ``property_stats``, ``diversity``, ``fidelity`` (or ``None``),
@@ -142,6 +147,15 @@ def evaluate_generation(
                                    valid=valid)
         timings["fidelity"] = time.perf_counter() - t
 
+    novelty = None
+    if training_structures is not None:
+        from tgdmat.metrics.novelty import novelty_uniqueness
+
+        t = time.perf_counter()
+        novelty = novelty_uniqueness(gen, training_structures, valid=valid, n_max=novelty_max, seed=seed,
+                                     progress=progress)
+        timings["novelty"] = time.perf_counter() - t
+
     return {
         "dataset": dataset,
         "n_generated": len(gen),
@@ -151,6 +165,7 @@ def evaluate_generation(
         "property_stats": stats,
         "diversity": diversity,
         "fidelity": fidelity,
+        "novelty": novelty,
         "fingerprint_cache": {"generated": fp_gen.stats, "test": fp_ref.stats},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
     }
@@ -168,4 +183,9 @@ def summary_row(metrics: dict) -> dict:
     if fid:
         for f in ("formula", "elements", "crystal_system", "space_group"):
             row[f"{f}_match_pct"] = fid[f"{f}_match_pct"]
+    nov = metrics.get("novelty")
+    if nov:
+        lit = nov["settings"]["literature"]
+        row.update(unique_pct=lit["unique_pct"], novel_pct=lit["novel_pct"],
+                   unique_and_novel_pct=lit["unique_and_novel_pct"])
     return row
