@@ -20,6 +20,16 @@ Two conditioning variants (``ModelConfig.conditioning``):
 
 :class:`PromptTable` prepares everything a training run needs for one split: prompts (several
 seeded sentence orders per crystal for short prompts), their cached embeddings and parsed facts.
+
+**Per-atom grounding** of long prompts (``ModelConfig.grounding``; :class:`GroundingTable`):
+
+* ``"sites"`` — each atom ``i`` gets ``u_i = ψ(site vector of its element)``
+  (:mod:`tgdmat.text.site_vectors`; :class:`SiteEncoder`: numbers through the same Fourier map
+  as above, masked where unstated, words and neighbour blocks as they are, then an MLP);
+* ``"attention"`` — the description is split into sentences (:func:`tgdmat.text.sites.
+  split_description`), every sentence is encoded on its own (so nothing is cut at the
+  encoder's token window), and atoms attend over them in every layer
+  (:class:`tgdmat.denoiser.SentenceAttention`).
 """
 from __future__ import annotations
 
@@ -75,6 +85,113 @@ class FactsBatch:
             if f.space_group is not None:
                 sg[i] = int(f.space_group)
         return FactsBatch(values, mask, system, sg)
+
+
+class SiteEncoder(nn.Module):
+    """``ψ``: per-atom site vectors ``[N, SITE_VECTOR_DIM]`` → ``[N, dim]`` (module docstring)."""
+
+    def __init__(self, dim: int = 64, num_freqs: int = 4):
+        super().__init__()
+        from tgdmat.text.site_vectors import MASK_SLICE, NUMBERS_SLICE, SITE_VECTOR_DIM
+
+        self.numbers, self.mask, self.num_freqs = NUMBERS_SLICE, MASK_SLICE, num_freqs
+        n = NUMBERS_SLICE.stop - NUMBERS_SLICE.start
+        width = n * (1 + 2 * num_freqs) + (SITE_VECTOR_DIM - n)
+        self.mlp = nn.Sequential(nn.Linear(width, 2 * dim), nn.SiLU(), nn.Linear(2 * dim, dim))
+        self.dim = dim
+
+    def forward(self, v: Tensor) -> Tensor:
+        x = v[:, self.numbers]
+        m = v[:, self.mask]
+        ff = fourier_value_features(x, self.num_freqs) * m.unsqueeze(-1)     # [N, n, 1 + 2K]
+        rest = torch.cat([v[:, : self.numbers.start], v[:, self.numbers.stop:]], dim=-1)
+        return self.mlp(torch.cat([ff.flatten(1), rest], dim=-1))
+
+
+@dataclass
+class GroundingTable:
+    """Per-atom site vectors and per-sentence embeddings of one split's long prompts.
+
+    Attributes:
+        atom_vectors: ``[N_split, SITE_VECTOR_DIM]`` in the split's atom order, or None.
+        atom_offsets: ``[n + 1]`` first atom of every crystal.
+        sentence_bank: ``[U, d]`` distinct sentence embeddings, or None.
+        sentence_index: ``[n, S_max]`` rows into the bank (-1 = padding).
+        sentences_per_prompt, tokens_per_prompt: per crystal (recorded in results).
+        mentioned_pct: share of atoms whose element has a site in the text.
+    """
+
+    atom_vectors: Tensor | None
+    atom_offsets: np.ndarray
+    sentence_bank: Tensor | None
+    sentence_index: Tensor | None
+    sentences_per_prompt: list[int]
+    mentioned_pct: float
+
+    def lookup(self, crystal_ids: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        """``(atoms [N_b, F] | None, sentences [B, S_b, d] | None, mask [B, S_b] | None)``."""
+        ids = [int(i) for i in crystal_ids]
+        atoms = None
+        if self.atom_vectors is not None:
+            idx = np.concatenate([np.arange(self.atom_offsets[i], self.atom_offsets[i + 1]) for i in ids])
+            atoms = self.atom_vectors[torch.as_tensor(idx, dtype=torch.long)]
+        sent = mask = None
+        if self.sentence_bank is not None:
+            rows = self.sentence_index[torch.as_tensor(ids, dtype=torch.long)]
+            width = max(1, int((rows >= 0).sum(1).max()))
+            rows = rows[:, :width]
+            mask = rows >= 0
+            sent = self.sentence_bank[rows.clamp_min(0)] * mask.unsqueeze(-1)
+        return atoms, sent, mask
+
+
+def site_vectors_for(prompts, symbols_per_crystal) -> tuple[Tensor, float]:
+    """``[Σ n_i, SITE_VECTOR_DIM]`` site vectors of every atom, and the % of atoms mentioned."""
+    from tgdmat.text.site_vectors import MASK_SLICE, SITE_VECTOR_DIM, atom_site_vectors
+
+    rows = [atom_site_vectors(text or "", syms) for text, syms in zip(prompts, symbols_per_crystal)]
+    vec = np.concatenate(rows) if rows else np.zeros((0, SITE_VECTOR_DIM), np.float32)
+    mentioned = float(100.0 * (vec[:, MASK_SLICE.stop] > 0).mean()) if len(vec) else 0.0
+    return torch.as_tensor(vec, dtype=torch.float32), mentioned
+
+
+def sentence_embeddings_for(prompts, encoder) -> tuple[Tensor, Tensor, list[int]]:
+    """``(bank [U, d], index [n, S_max], counts)``: every sentence of every prompt, encoded once."""
+    from tgdmat.text import encode_cached
+    from tgdmat.text.sites import split_description
+
+    split = [split_description(p or "") for p in prompts]
+    distinct = list(dict.fromkeys(s for ss in split for s in ss))
+    where = {s: k for k, s in enumerate(distinct)}
+    bank = encode_cached(encoder, distinct).float() if distinct else torch.zeros(0, 1)
+    width = max([len(ss) for ss in split] + [1])
+    index = torch.full((len(prompts), width), -1, dtype=torch.long)
+    for i, ss in enumerate(split):
+        if ss:
+            index[i, : len(ss)] = torch.as_tensor([where[s] for s in ss])
+    return bank, index, [len(ss) for ss in split]
+
+
+def build_grounding(dataset, prompts, grounding: str, encoder=None) -> GroundingTable | None:
+    """:class:`GroundingTable` of ``dataset`` for its long ``prompts`` (None for ``"none"``)."""
+    if grounding == "none":
+        return None
+    from pymatgen.core.periodic_table import Element
+
+    syms = [[Element.from_Z(int(z)).symbol for z in dataset.atom_types[dataset.offsets[i]:dataset.offsets[i + 1]]]
+            for i in range(len(dataset))]
+    atoms, mentioned = (site_vectors_for(prompts, syms) if "sites" in grounding else (None, 0.0))
+    bank = index = None
+    counts = [0] * len(prompts)
+    if "attention" in grounding:
+        if encoder is None:
+            raise ValueError("grounding with attention needs the text encoder")
+        bank, index, counts = sentence_embeddings_for(prompts, encoder)
+    else:
+        from tgdmat.text.sites import split_description
+
+        counts = [len(split_description(p or "")) for p in prompts]
+    return GroundingTable(atoms, np.asarray(dataset.offsets), bank, index, counts, mentioned)
 
 
 def fourier_value_features(z: Tensor, num_freqs: int = 8, f_min: float = 0.25, f_max: float = 16.0) -> Tensor:
@@ -136,6 +253,7 @@ class PromptTable:
         fallbacks: ids whose long prompt was missing/failed and fell back to the short prompt.
         parse_failures: ``(material_id, message)`` of prompts whose facts could not be parsed
             (their facts are "not stated"; counted, never silently).
+        grounding: per-atom site vectors / sentence embeddings (``ModelConfig.grounding``).
     """
 
     prompts: list[list[str]]
@@ -143,6 +261,7 @@ class PromptTable:
     facts: list[FactsBatch]
     fallbacks: list[str]
     parse_failures: list[tuple[str, str]]
+    grounding: GroundingTable | None = None
 
     @property
     def variants(self) -> int:
@@ -195,8 +314,7 @@ def build_prompts(dataset, kind: str = "short", variants: int = 1, seed: int = 0
     if kind == "long":
         from tgdmat.text.descriptions import load_descriptions
 
-        split = dataset.split.split("(")[-1].rstrip(")") if "(" in dataset.split else dataset.split
-        desc = load_descriptions(name, split)
+        desc = load_descriptions(name, source_split(dataset.split))
         prompts, fallbacks = [], []
         for i, mid in enumerate(dataset.material_ids):
             text = _description_text(desc, mid)
@@ -206,6 +324,15 @@ def build_prompts(dataset, kind: str = "short", variants: int = 1, seed: int = 0
             prompts.append(text)
         return [prompts], fallbacks
     raise ValueError(f"unknown prompt kind {kind!r}")
+
+
+def source_split(split: str) -> str:
+    """The shipped file a split's rows come from: ``"train(val-holdout)"`` and ``"holdout(val)"`` → ``"val"``."""
+    import re
+
+    inner = split.split("(")[-1].rstrip(")") if "(" in split else split
+    m = re.match(r"(train|val|test)\b", inner)
+    return m.group(1) if m else inner
 
 
 def _description_text(desc, mid):
@@ -247,4 +374,7 @@ def build_prompt_table(dataset, model_cfg, encoder=None, variants: int | None = 
                 failures.append((mid, str(exc)))
                 parsed.append(PromptFacts())
         facts.append(FactsBatch.from_facts(parsed, names))
-    return PromptTable(prompts, embeddings, facts, fallbacks, failures)
+    grounding = None
+    if getattr(model_cfg, "grounding", "none") != "none":
+        grounding = build_grounding(dataset, prompts[0], model_cfg.grounding, encoder)
+    return PromptTable(prompts, embeddings, facts, fallbacks, failures, grounding)

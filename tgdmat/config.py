@@ -34,6 +34,8 @@ STEP_LR: dict[tuple[str, str], float] = {
 TASKS = ("csp", "gen")
 PROMPT_KINDS = ("short", "long", "none")
 CONDITIONING = ("text", "text+facts")
+#: per-atom grounding of a long prompt (:mod:`tgdmat.text.site_vectors`, :class:`tgdmat.denoiser.Condition`)
+GROUNDING = ("none", "sites", "attention", "sites+attention")
 PRESETS = ("quick", "paper", "paper_exact")
 
 
@@ -102,6 +104,11 @@ class ModelConfig:
         cond_drop_prob: probability of replacing the condition by the learned null embedding
             during training (classifier-free guidance; 0 disables it).
         facts_dim: width of the parsed-facts embedding (``"text+facts"`` only).
+        grounding: per-atom use of a long prompt: ``"none"`` (one pooled vector, the paper),
+            ``"sites"`` (each atom gets the parsed facts of its element's sites),
+            ``"attention"`` (atoms attend over the description's sentence embeddings) or
+            ``"sites+attention"``. CSP with ``prompt="long"`` only.
+        site_dim: width of the encoded per-atom site facts (``grounding`` with sites).
     """
 
     task: str = "csp"
@@ -121,6 +128,8 @@ class ModelConfig:
     prompt_variants: int = 4
     cond_drop_prob: float = 0.1
     facts_dim: int = 128
+    grounding: str = "none"
+    site_dim: int = 64
 
     def __post_init__(self) -> None:
         if isinstance(self.denoiser, dict):
@@ -140,6 +149,13 @@ class ModelConfig:
             check_float(o, name, getattr(self, name), 0.0)
         check_int(o, "prompt_variants", self.prompt_variants, 1)
         check_int(o, "facts_dim", self.facts_dim, 1)
+        check_int(o, "site_dim", self.site_dim, 1)
+        if self.grounding not in GROUNDING:
+            raise ConfigError(f"ModelConfig.grounding must be one of {GROUNDING}, got {self.grounding!r}")
+        if self.grounding != "none" and (self.prompt != "long" or self.task != "csp"):
+            raise ConfigError(f"ModelConfig.grounding={self.grounding!r} needs prompt='long' and task='csp' "
+                              f"(got prompt={self.prompt!r}, task={self.task!r}): the sites are read from "
+                              "the description and given to the atoms of known types")
 
 
 @dataclass

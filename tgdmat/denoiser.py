@@ -41,6 +41,21 @@ Text (or any conditioning vector) enters in one of two ways (:class:`DenoiserCon
 ``τ`` is TGDMat's projection head (Linear → GELU → Linear → dropout, residual, LayerNorm). A
 learned null vector ``∅`` (:attr:`CSPDenoiser.null_cond`) replaces ``c`` for crystals without
 text, which gives classifier-free guidance and the unconditional baseline.
+
+**Per-atom grounding** (optional; :class:`Condition`). A long prompt says what each site is
+(coordination, polyhedron, bond lengths, tilts); :mod:`tgdmat.text.site_vectors` turns that
+into a vector ``u_i`` for every atom ``i`` (the facts of its element's sites). With
+``atom_cond_dim > 0`` it enters the input, ``h_i^0 += W_u u_i``, and every FiLM modulation,
+``(γ_s, β_s)_i = Γ_s(z_b(i)) + Γ'_s(u_i)``. With ``sentence_dim > 0`` each layer also lets every
+atom attend over the sentence embeddings ``e_1..e_S`` of its crystal's description,
+
+    h_i ← h_i + W_o Σ_k softmax_k(q_i·κ_k / sqrt(H/heads)) v_k ,  q_i = W_q LN(h_i),
+    (κ_k, v_k) = (W_κ e_k, W_v e_k),
+
+plus one learned always-present "null" key/value (so a crystal without text attends to it
+alone). ``Γ'_s`` and ``W_o`` start at zero: a grounded network starts as the pooled one. All
+of these are O(3)- and translation-invariant and permute with the atoms, so the symmetries
+above are unchanged.
 """
 from __future__ import annotations
 
@@ -52,6 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "Condition",
     "DenoiserConfig",
     "DenoiserOutput",
     "CSPDenoiser",
@@ -97,6 +113,9 @@ class DenoiserConfig:
         lattice_features: ``"lengths_angles"`` (default: ``log|a_i|`` and ``cos`` of the three
             angles, six O(1) numbers computed from ``L Lᵀ``) or ``"gram"`` (DiffCSP's nine raw
             entries of ``L Lᵀ`` in Å²).
+        atom_cond_dim: width of the per-atom conditioning ``u_i`` (0: none).
+        sentence_dim: width of the sentence embeddings atoms attend over (0: no attention).
+        attention_heads: heads of that cross-attention.
     """
 
     hidden_dim: int = 512
@@ -112,6 +131,9 @@ class DenoiserConfig:
     layer_norm: bool = True
     dropout: float = 0.0
     lattice_features: str = "lengths_angles"
+    atom_cond_dim: int = 0
+    sentence_dim: int = 0
+    attention_heads: int = 4
 
     def __post_init__(self) -> None:
         for name in ("hidden_dim", "num_freqs", "time_dim", "cond_dim", "cond_proj_dim",
@@ -128,6 +150,12 @@ class DenoiserConfig:
         if self.lattice_features not in _LATTICE_FEATURES:
             raise ValueError(f"DenoiserConfig.lattice_features must be one of "
                              f"{_LATTICE_FEATURES}, got {self.lattice_features!r}")
+        for name in ("atom_cond_dim", "sentence_dim"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"DenoiserConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.sentence_dim and (self.attention_heads < 1 or self.hidden_dim % self.attention_heads):
+            raise ValueError(f"DenoiserConfig.attention_heads must divide hidden_dim={self.hidden_dim}, "
+                             f"got {self.attention_heads}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"DenoiserConfig.dropout must be in [0, 1), got {self.dropout}")
 
@@ -145,6 +173,37 @@ class DenoiserOutput:
     lattice_eps: Tensor
     frac_score: Tensor
     type_logits: Tensor | None
+
+
+@dataclass
+class Condition:
+    """A crystal-level conditioning vector plus, optionally, per-atom grounding.
+
+    Attributes:
+        vector: ``[B, cond_dim]`` the prompt's vector ``c`` (as a plain ``cond`` tensor).
+        atoms: ``[N, atom_cond_dim]`` per-atom conditioning ``u_i``, atoms in batch order, or None.
+        sentences: ``[B, S, sentence_dim]`` sentence embeddings of each crystal's text, or None.
+        sentence_mask: ``[B, S]`` bool, True where a sentence exists (padding False).
+    """
+
+    vector: Tensor
+    atoms: Tensor | None = None
+    sentences: Tensor | None = None
+    sentence_mask: Tensor | None = None
+
+    def crystals(self, start: int, stop: int, atom_offsets) -> "Condition":
+        """The crystals ``start:stop`` (``atom_offsets[b]``: first atom of crystal ``b``)."""
+        lo, hi = int(atom_offsets[start]), int(atom_offsets[stop])
+        return Condition(
+            self.vector[start:stop],
+            None if self.atoms is None else self.atoms[lo:hi],
+            None if self.sentences is None else self.sentences[start:stop],
+            None if self.sentence_mask is None else self.sentence_mask[start:stop],
+        )
+
+    def to(self, device) -> "Condition":
+        return Condition(*(None if x is None else x.to(device)
+                           for x in (self.vector, self.atoms, self.sentences, self.sentence_mask)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,7 +368,8 @@ class CSPLayer(nn.Module):
     """
 
     def __init__(self, hidden_dim: int, lattice_dim: int, fourier_dim: int,
-                 layer_norm: bool = True, film_dim: int = 0, dropout: float = 0.0):
+                 layer_norm: bool = True, film_dim: int = 0, dropout: float = 0.0,
+                 atom_dim: int = 0, sentence_attention: bool = False, attention_heads: int = 4):
         super().__init__()
         h = hidden_dim
         self.hidden_dim, self.lattice_dim, self.fourier_dim = h, lattice_dim, fourier_dim
@@ -318,18 +378,30 @@ class CSPLayer(nn.Module):
         self.node_mlp = nn.Sequential(nn.Linear(2 * h, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU())
         self.norm = nn.LayerNorm(h) if layer_norm else nn.Identity()
         self.film = nn.Linear(film_dim, 2 * h) if film_dim > 0 else None
+        self.atom_film = None
+        if film_dim > 0 and atom_dim > 0:
+            self.atom_film = nn.Linear(atom_dim, 2 * h)
+            nn.init.zeros_(self.atom_film.weight)
+            nn.init.zeros_(self.atom_film.bias)
+        self.attention = SentenceAttention(h, attention_heads) if sentence_attention else None
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, h: Tensor, lat_feat: Tensor, fourier: Tensor, src: Tensor, dst: Tensor,
-                node_graph: Tensor, counts: Tensor, film_cond: Tensor | None = None) -> Tensor:
+                node_graph: Tensor, counts: Tensor, film_cond: Tensor | None = None,
+                atom_cond: Tensor | None = None, memory: tuple | None = None) -> Tensor:
         """Args: ``h [N, H]``, ``lat_feat [B, G]``, ``fourier [E, 6K_f]``, ``src, dst [E]``,
-        ``node_graph [N]``, ``counts [B]``, ``film_cond [B, Z]`` or ``None``. Returns ``[N, H]``.
+        ``node_graph [N]``, ``counts [B]``, ``film_cond [B, Z]`` or ``None``, ``atom_cond
+        [N, U]`` or ``None``, ``memory`` = ``(keys [B, S+1, H], mask [B, S+1])`` of the sentences
+        or ``None``. Returns ``[N, H]``.
         """
         x = self.norm(h)
         if self.film is not None:
             if film_cond is None:
                 raise ValueError("this CSPLayer was built for FiLM and needs film_cond")
-            scale, shift = self.film(film_cond)[node_graph].chunk(2, dim=-1)
+            mod = self.film(film_cond)[node_graph]
+            if self.atom_film is not None and atom_cond is not None:
+                mod = mod + self.atom_film(atom_cond)
+            scale, shift = mod.chunk(2, dim=-1)
             x = x * (1.0 + scale) + shift
         hd = self.hidden_dim
         w = self.edge_in.weight
@@ -342,7 +414,42 @@ class CSPLayer(nn.Module):
         pre = pre.add_(node_i.index_select(0, src)).add_(node_j.index_select(0, dst))
         msg = F.silu(self.edge_out(F.silu(pre)))                           # m_ij  [E, H]
         agg = _mean_by_index(msg, src, counts[node_graph])                 # [N, H]
-        return h + self.dropout(self.node_mlp(torch.cat([x, agg], dim=-1)))
+        h = h + self.dropout(self.node_mlp(torch.cat([x, agg], dim=-1)))
+        if self.attention is not None and memory is not None:
+            h = h + self.dropout(self.attention(h, node_graph, *memory))
+        return h
+
+
+class SentenceAttention(nn.Module):
+    """Cross-attention of atoms to their own crystal's sentence embeddings (module docstring).
+
+    ``forward(h [N, H], node_graph [N], memory [B, S, H], mask [B, S]) → [N, H]``; ``memory``
+    already holds the learned null slot at position 0 (mask True there).
+    """
+
+    def __init__(self, hidden_dim: int, heads: int = 4):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(hidden_dim)
+        self.q = nn.Linear(hidden_dim, hidden_dim)
+        self.kv = nn.Linear(hidden_dim, 2 * hidden_dim)
+        self.out = nn.Linear(hidden_dim, hidden_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, h: Tensor, node_graph: Tensor, memory: Tensor, mask: Tensor) -> Tensor:
+        n, hd = h.shape
+        nh = self.heads
+        d = hd // nh
+        q = self.q(self.norm(h)).view(n, nh, d)                            # [N, h, d]
+        k, v = self.kv(memory).chunk(2, dim=-1)                            # [B, S, H] each
+        b, s, _ = memory.shape
+        k = k.view(b, s, nh, d)[node_graph]                                # [N, S, h, d]
+        v = v.view(b, s, nh, d)[node_graph]
+        scores = torch.einsum("nhd,nshd->nhs", q, k) / math.sqrt(d)        # [N, h, S]
+        scores = scores.masked_fill(~mask[node_graph].unsqueeze(1), float("-inf"))
+        w = torch.softmax(scores, dim=-1)
+        return self.out(torch.einsum("nhs,nshd->nhd", w, v).reshape(n, hd))
 
 
 class CSPDenoiser(nn.Module):
@@ -380,8 +487,20 @@ class CSPDenoiser(nn.Module):
             self.film_mlp = nn.Sequential(nn.Linear(ctx_dim, h), nn.SiLU())
             film_dim = h
         self.layers = nn.ModuleList(
-            CSPLayer(h, self.lattice_dim, self.fourier_dim, cfg.layer_norm, film_dim, cfg.dropout)
+            CSPLayer(h, self.lattice_dim, self.fourier_dim, cfg.layer_norm, film_dim, cfg.dropout,
+                     atom_dim=cfg.atom_cond_dim, sentence_attention=cfg.sentence_dim > 0,
+                     attention_heads=cfg.attention_heads)
             for _ in range(cfg.num_layers))
+        # per-atom grounding (module docstring): input term, null rows, sentence memory
+        self.atom_in = self.null_atom = self.sentence_proj = self.null_sentence = None
+        if cfg.atom_cond_dim:
+            self.atom_in = nn.Linear(cfg.atom_cond_dim, h)
+            nn.init.zeros_(self.atom_in.weight)
+            nn.init.zeros_(self.atom_in.bias)
+            self.null_atom = nn.Parameter(torch.zeros(cfg.atom_cond_dim))
+        if cfg.sentence_dim:
+            self.sentence_proj = nn.Linear(cfg.sentence_dim, h)
+            self.null_sentence = nn.Parameter(torch.randn(h) / math.sqrt(h))
         self.final_norm = nn.LayerNorm(h) if cfg.layer_norm else nn.Identity()
         self.final_film = nn.Linear(film_dim, 2 * h) if film_dim else None
         self.frac_head = nn.Linear(h, 3, bias=False)
@@ -422,9 +541,44 @@ class CSPDenoiser(nn.Module):
                              f"{drop_cond.dtype} {tuple(drop_cond.shape)}")
         return torch.where(drop_cond.unsqueeze(-1), null, cond.to(like.dtype))
 
+    def _grounding(self, cond: "Condition | None", drop_cond: Tensor | None, batch: Tensor,
+                   n_graphs: int, like: Tensor) -> tuple[Tensor | None, tuple | None]:
+        """``(u [N, U] | None, (memory [B, S+1, H], mask [B, S+1]) | None)``; null rows where dropped."""
+        cfg = self.cfg
+        n_atoms = batch.shape[0]
+        dropped = None if drop_cond is None else drop_cond[batch]
+        atoms = memory = None
+        if cfg.atom_cond_dim:
+            null = self.null_atom.to(like.dtype).expand(n_atoms, -1)
+            u = None if cond is None else cond.atoms
+            if u is None:
+                atoms = null
+            else:
+                if u.shape != (n_atoms, cfg.atom_cond_dim):
+                    raise ValueError(f"Condition.atoms must have shape [N, atom_cond_dim]=[{n_atoms}, "
+                                     f"{cfg.atom_cond_dim}], got {tuple(u.shape)}")
+                atoms = u.to(like.dtype) if dropped is None else torch.where(dropped.unsqueeze(-1), null, u.to(like.dtype))
+        if cfg.sentence_dim:
+            null = self.null_sentence.to(like.dtype).view(1, 1, -1).expand(n_graphs, 1, -1)
+            true = torch.ones(n_graphs, 1, dtype=torch.bool, device=like.device)
+            e = None if cond is None else cond.sentences
+            if e is None:
+                memory = (null, true)
+            else:
+                if e.dim() != 3 or e.shape[0] != n_graphs or e.shape[-1] != cfg.sentence_dim:
+                    raise ValueError(f"Condition.sentences must have shape [B, S, sentence_dim]=[{n_graphs}, S, "
+                                     f"{cfg.sentence_dim}], got {tuple(e.shape)}")
+                mask = cond.sentence_mask if cond.sentence_mask is not None else \
+                    torch.ones(e.shape[:2], dtype=torch.bool, device=e.device)
+                if drop_cond is not None:
+                    mask = mask & ~drop_cond.unsqueeze(-1)
+                memory = (torch.cat([null, self.sentence_proj(e.to(like.dtype))], dim=1),
+                          torch.cat([true, mask], dim=1))
+        return atoms, memory
+
     # ---------------------------------------------------------------- forward
     def forward(self, atom_types: Tensor, frac_coords: Tensor, lattice: Tensor, batch: Tensor,
-                t: Tensor, cond: Tensor | None = None,
+                t: Tensor, cond: "Tensor | Condition | None" = None,
                 drop_cond: Tensor | None = None) -> DenoiserOutput:
         """Predict lattice noise, fractional score and type logits for a batch of crystals.
 
@@ -436,7 +590,8 @@ class CSPDenoiser(nn.Module):
             lattice: ``[B, 3, 3]``, lattice vectors as rows (``x_cart = f @ L``).
             batch: ``[N]`` long crystal index of every atom, sorted; every crystal needs ≥1 atom.
             t: ``[B]`` (or scalar) diffusion time in ``[0, 1]`` (``step / T``).
-            cond: ``[B, cond_dim]`` conditioning vectors, or ``None`` for "no text" everywhere.
+            cond: ``[B, cond_dim]`` conditioning vectors, a :class:`Condition` (vector plus
+                per-atom grounding), or ``None`` for "no text" everywhere.
             drop_cond: ``[B]`` bool; ``True`` rows use :attr:`null_cond` instead of ``cond``.
 
         Returns:
@@ -468,6 +623,14 @@ class CSPDenoiser(nn.Module):
         lat_feat = lattice_invariants(lattice, cfg.lattice_features)
 
         # context: time embedding e_t(t) and projected conditioning τ(c)
+        grounded = isinstance(cond, Condition)
+        if grounded or cfg.atom_cond_dim or cfg.sentence_dim:
+            if cond is not None and not grounded:
+                raise ValueError("this denoiser is grounded per atom: pass cond=Condition(...) (or None)")
+            atom_cond, memory = self._grounding(cond, drop_cond, batch, n_graphs, lattice)
+            cond = None if cond is None else cond.vector
+        else:
+            atom_cond = memory = None
         t_emb = self.time_mlp(sinusoidal_embedding(t * cfg.time_scale, cfg.time_dim))
         c_emb = self.cond_proj(self._conditioning(cond, drop_cond, n_graphs, lattice))
         ctx = torch.cat([t_emb, c_emb], dim=-1)                             # [B, T + P]
@@ -478,9 +641,11 @@ class CSPDenoiser(nn.Module):
             h = self.input_proj(torch.cat([h, ctx[batch]], dim=-1))
         else:                                                               # "film"
             film_cond = self.film_mlp(ctx)                                  # [B, H]
+        if atom_cond is not None:
+            h = h + self.atom_in(atom_cond)                                 # h_i^0 += W_u u_i
 
         for layer in self.layers:
-            h = layer(h, lat_feat, fourier, src, dst, batch, counts, film_cond)
+            h = layer(h, lat_feat, fourier, src, dst, batch, counts, film_cond, atom_cond, memory)
 
         h = self.final_norm(h)
         if self.final_film is not None:

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from tgdmat.conditioning import FactsBatch, FactsEncoder
+from tgdmat.conditioning import FactsBatch, FactsEncoder, SiteEncoder
 from tgdmat.config import ModelConfig, SampleConfig, step_lr_for
-from tgdmat.denoiser import CSPDenoiser, DenoiserOutput
+from tgdmat.denoiser import Condition, CSPDenoiser, DenoiserOutput
 from tgdmat.diffusion import D3PM, LatticeDDPM, TorusVE, strided_timesteps, uniform_times
 
 NUM_ELEMENTS = 100
@@ -87,8 +87,12 @@ class TGDMat(nn.Module):
             self.facts = FactsEncoder(property_names, property_mean, property_std, dim=cfg.facts_dim)
             cond_dim = self.text_dim + cfg.facts_dim
         num_in = self.types.num_states if self.types is not None else NUM_ELEMENTS
+        grounding = getattr(cfg, "grounding", "none")
+        self.sites = SiteEncoder(cfg.site_dim) if "sites" in grounding else None
         den_cfg = dataclasses.replace(
-            cfg.denoiser, cond_dim=cond_dim, num_atom_types=num_in, predict_types=cfg.task == "gen"
+            cfg.denoiser, cond_dim=cond_dim, num_atom_types=num_in, predict_types=cfg.task == "gen",
+            atom_cond_dim=cfg.site_dim if self.sites is not None else 0,
+            sentence_dim=self.text_dim if "attention" in grounding else 0,
         )
         self.denoiser = CSPDenoiser(den_cfg)
 
@@ -97,10 +101,39 @@ class TGDMat(nn.Module):
         return self.cfg.num_steps
 
     # ------------------------------------------------------------------ conditioning
-    def condition(self, text_emb: Tensor | None, facts: FactsBatch | None) -> Tensor | None:
-        """``c`` ``[B, cond_dim]`` from a sentence embedding ``[B, d]`` and parsed facts (or ``None``)."""
+    @property
+    def grounded(self) -> bool:
+        """Whether this model reads the long prompt per atom (``ModelConfig.grounding``)."""
+        return getattr(self.cfg, "grounding", "none") != "none"
+
+    def condition(self, text_emb: Tensor | None, facts: FactsBatch | None,
+                  grounding: tuple | None = None) -> "Tensor | Condition | None":
+        """``c`` ``[B, cond_dim]`` from a sentence embedding ``[B, d]`` and parsed facts (or ``None``).
+
+        A grounded model (``ModelConfig.grounding``) returns a :class:`tgdmat.denoiser.Condition`
+        instead; ``grounding`` is then ``(site vectors [N, F] | None, sentence embeddings
+        [B, S, d] | None, mask [B, S] | None)`` (:meth:`tgdmat.conditioning.GroundingTable.lookup`).
+        """
         if self.cfg.prompt == "none" or (text_emb is None and facts is None):
             return None
+        if self.grounded:
+            if grounding is None:
+                raise ValueError("this model reads the long prompt per atom: pass grounding=(site vectors, "
+                                 "sentence embeddings, mask) (GroundingTable.lookup)")
+            vector = self.condition_vector(text_emb, facts)
+            atoms, sentences, mask = grounding
+            u = None
+            if self.sites is not None:
+                if atoms is None:
+                    raise ValueError("this model needs per-atom site vectors")
+                u = self.sites(atoms.to(vector.device))
+            return Condition(vector, u,
+                             None if sentences is None or self.denoiser.cfg.sentence_dim == 0 else sentences.to(vector.device),
+                             None if mask is None else mask.to(vector.device))
+        return self.condition_vector(text_emb, facts)
+
+    def condition_vector(self, text_emb: Tensor | None, facts: FactsBatch | None) -> Tensor:
+        """The crystal-level vector ``c = [E(prompt) ‖ φ(facts)]``."""
         parts = []
         if text_emb is not None:
             parts.append(text_emb)

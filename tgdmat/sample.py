@@ -99,8 +99,15 @@ class CrystalGenerator:
             self._encoder = get_encoder(self.config.model.text_encoder)
         return self._encoder
 
-    def condition(self, prompts: Sequence[str] | None, n: int):
-        """Conditioning vectors ``[n, cond_dim]`` for ``prompts`` (validated), or ``None``."""
+    def condition(self, prompts: Sequence[str] | None, n: int, atom_types: Sequence[int] | None = None,
+                  num_atoms: Sequence[int] | None = None):
+        """Conditioning vectors ``[n, cond_dim]`` for ``prompts`` (validated), or ``None``.
+
+        A model grounded per atom (``ModelConfig.grounding``) also needs the atoms: ``atom_types``
+        (Z of every atom, crystals concatenated) and ``num_atoms``; it returns a
+        :class:`tgdmat.denoiser.Condition` whose site vectors come from each prompt's sentences
+        about the atom's element and whose sentence embeddings are each prompt's sentences.
+        """
         if prompts is None or self.config.model.prompt == "none":
             return None
         from tgdmat.conditioning import FactsBatch
@@ -113,7 +120,29 @@ class CrystalGenerator:
         facts = None
         if self.model.facts is not None:
             facts = FactsBatch.from_facts([self.read(p).facts for p in prompts], self.property_names).to(self.device)
-        return self.model.condition(emb, facts)
+        grounding = None
+        if self.model.grounded:
+            grounding = self._grounding(prompts, atom_types, num_atoms)
+        return self.model.condition(emb, facts, grounding)
+
+    def _grounding(self, prompts, atom_types, num_atoms):
+        from pymatgen.core.periodic_table import Element
+
+        from tgdmat.conditioning import sentence_embeddings_for, site_vectors_for
+
+        if atom_types is None or num_atoms is None:
+            raise RequestError("this model reads the description per atom: it needs the atoms (CSP with a composition)")
+        offsets = np.concatenate([[0], np.cumsum(np.asarray(num_atoms, dtype=np.int64))])
+        symbols = [[Element.from_Z(int(z)).symbol for z in atom_types[offsets[i]:offsets[i + 1]]]
+                   for i in range(len(prompts))]
+        grounding = self.config.model.grounding
+        atoms = site_vectors_for(prompts, symbols)[0] if "sites" in grounding else None
+        sentences = mask = None
+        if "attention" in grounding:
+            bank, index, _ = sentence_embeddings_for(prompts, self.encoder)
+            mask = index >= 0
+            sentences = bank[index.clamp_min(0)] * mask.unsqueeze(-1)
+        return atoms, sentences, mask
 
     def read(self, prompt: str):
         """What the model understands of ``prompt``: a :class:`tgdmat.text.reader.Reading`.
@@ -247,7 +276,8 @@ class CrystalGenerator:
             types = None
             if atom_types is not None:
                 types = torch.as_tensor(atom_types[offsets[start] : offsets[stop]], dtype=torch.long)
-            c = None if cond is None else cond[start:stop]
+            c = None if cond is None else (cond[start:stop] if torch.is_tensor(cond) else
+                                           cond.crystals(start, stop, offsets))
             tpl = None if template is None else template.slice(start, stop, offsets)
             A, F, L = self.model.sample(na, c, types, sc, generator=gen, progress=progress, start=tpl)
             structures += arrays_to_structures(A.cpu(), F.cpu(), L.cpu(), na)
@@ -304,7 +334,7 @@ class CrystalGenerator:
         num_atoms = [len(z) for z in zs for _ in range(n_samples)]
         types = [x for z in zs for _ in range(n_samples) for x in z]
         rep_prompts = None if prompts is None else [p for p in prompts for _ in range(n_samples)]
-        cond = self.condition(rep_prompts, len(num_atoms))
+        cond = self.condition(rep_prompts, len(num_atoms), types, num_atoms)
         flat = self._run(num_atoms, cond, types, sc, progress, template)
         if rep_prompts is not None:
             self.annotate(flat, rep_prompts)

@@ -118,7 +118,8 @@ def build_model(cfg: Config, text_dim: int, stats):
 def _cond(model, table, crystal_ids, variant, device):
     emb, facts = table.lookup(crystal_ids, variant)
     emb = None if emb is None else emb.to(device)
-    return model.condition(emb, facts.to(device) if model.facts is not None else None)
+    grounding = None if table.grounding is None else table.grounding.lookup(crystal_ids)
+    return model.condition(emb, facts.to(device) if model.facts is not None else None, grounding)
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ def _train(args) -> int:
     from tgdmat.train import train
 
     overrides = {k: v for k, v in {"prompt": args.prompt, "conditioning": args.conditioning,
+                                   "grounding": getattr(args, "grounding", None),
                                    "text_encoder": args.encoder}.items() if v is not None}
     cfg = preset(args.preset, dataset=args.dataset, task=args.task, **overrides)
     tr = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
@@ -153,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder (last.pt, best.pt, log.csv, config.json)")
     t.add_argument("--prompt", choices=["short", "long", "none"], help="prompt kind (default: short)")
     t.add_argument("--conditioning", choices=["text", "text+facts"], help="text only, or text plus parsed facts")
+    t.add_argument("--grounding", choices=["none", "sites", "attention", "sites+attention"],
+                   help="long prompts, CSP: give each atom its element's site facts (sites), let atoms attend "
+                        "over the description's sentences (attention), or both (default: none)")
     t.add_argument("--encoder", help="text encoder: minilm (offline default) or matscibert")
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--batch-size", type=_positive_int)
