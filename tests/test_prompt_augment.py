@@ -181,3 +181,58 @@ def test_facts_subset():
     assert facts_subset(SRTIO3, ["formula", "heat_ref"]) == PromptFacts(
         formula="SrTiO3", properties={"heat_ref": -0.1234})
     assert facts_subset(SRTIO3, DATASET_ATTRIBUTES["perov_5"]) == SRTIO3
+
+
+# ------------------------------------------------------------------ the training table (issue 16)
+def test_training_table_with_dropout_states_exactly_the_kept_facts(monkeypatch):
+    import torch
+
+    from tgdmat.conditioning import build_prompt_table
+    from tgdmat.config import ModelConfig
+    from tgdmat.data import load_dataset
+    from tgdmat.text.reader import read_prompt
+
+    class Enc:  # a deterministic stand-in for the sentence encoder
+        name, dim, cache_id = "stub", 4, "stub-encoder-test"
+
+    def fake_encode(encoder, texts, **kw):
+        assert all(texts), "the null prompt must never be encoded"
+        return torch.stack([torch.tensor([len(t), t.count(" "), t.count("."), 1.0]) for t in texts])
+
+    monkeypatch.setattr("tgdmat.text.encode_cached", fake_encode)
+    ds = load_dataset("perov_5", "val").subset(range(40))
+    cfg = ModelConfig(prompt="short", conditioning="text+facts", attribute_dropout=0.5, paraphrase=True,
+                      prompt_variants=6)
+    a = build_prompt_table(ds, cfg, encoder=Enc(), seed=3, progress=False)
+    b = build_prompt_table(ds, cfg, encoder=Enc(), seed=3, progress=False)
+    assert a.prompts == b.prompts and torch.equal(a.null, b.null)          # seeded
+    assert a.variants == 6 and a.null.any() and not a.null.all()          # p=0.5, 5 facts: some all-dropped
+    for v in range(6):
+        for i in range(40):
+            text = a.prompts[v][i]
+            f = a.facts[v][i]
+            if a.null[v, i]:
+                assert text == "" and not f.mask.any() and int(f.space_group) == 0
+                assert not a.embeddings[v, i].any()
+                continue
+            # what the reader understands of the paraphrased text is what the facts say
+            read = read_prompt(text, dataset="perov_5").facts
+            assert bool(f.mask[0]) == ("heat_ref" in read.properties)
+            assert (int(f.space_group) != 0) == (read.space_group is not None)
+    # every attribute is dropped somewhere, and kept somewhere
+    stated_sg = torch.stack([fb.space_group != 0 for fb in a.facts])
+    stated_e = torch.stack([fb.mask[:, 0] for fb in a.facts])
+    assert stated_sg.any() and (~stated_sg).any() and stated_e.any() and (~stated_e).any()
+    rows = a.null_rows(torch.arange(40), torch.zeros(40, dtype=torch.long))
+    assert torch.equal(rows, a.null[0])
+
+
+def test_augmentation_is_only_for_short_prompts():
+    import pytest as _pytest
+
+    from tgdmat.config import ConfigError, ModelConfig
+
+    with _pytest.raises(ConfigError, match="attribute_dropout"):
+        ModelConfig(prompt="long", attribute_dropout=0.2)
+    with _pytest.raises(ConfigError, match="attribute_dropout"):
+        ModelConfig(prompt="short", attribute_dropout=1.0)

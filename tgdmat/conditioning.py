@@ -254,6 +254,9 @@ class PromptTable:
         parse_failures: ``(material_id, message)`` of prompts whose facts could not be parsed
             (their facts are "not stated"; counted, never silently).
         grounding: per-atom site vectors / sentence embeddings (``ModelConfig.grounding``).
+        null: ``[V, n]`` bool, True where attribute dropout left a variant with no fact
+            (:data:`tgdmat.text.prompts.NULL_PROMPT`; its embedding row is zeros and training
+            uses the null condition), or None without dropout.
     """
 
     prompts: list[list[str]]
@@ -262,6 +265,14 @@ class PromptTable:
     fallbacks: list[str]
     parse_failures: list[tuple[str, str]]
     grounding: GroundingTable | None = None
+    null: Tensor | None = None
+
+    def null_rows(self, crystal_ids: Tensor, variant: Tensor | int = 0) -> Tensor:
+        """``[B]`` bool: the drawn variant stated nothing (attribute dropout dropped every fact)."""
+        if self.null is None:
+            return torch.zeros(len(crystal_ids), dtype=torch.bool)
+        v = torch.as_tensor(variant).expand_as(crystal_ids) if not torch.is_tensor(variant) or variant.dim() == 0 else variant
+        return self.null[v, crystal_ids]
 
     @property
     def variants(self) -> int:
@@ -352,13 +363,17 @@ def build_prompt_table(dataset, model_cfg, encoder=None, variants: int | None = 
     variants = model_cfg.prompt_variants if variants is None else variants
     if model_cfg.prompt != "short":
         variants = 1
+    augment = model_cfg.prompt == "short" and variants > 1 and (
+        getattr(model_cfg, "attribute_dropout", 0.0) > 0 or getattr(model_cfg, "paraphrase", False))
+    names = list(dataset.properties)
+    if augment:
+        return _augmented_table(dataset, model_cfg, encoder, variants, seed, progress, names)
     prompts, fallbacks = build_prompts(dataset, model_cfg.prompt, variants, seed, progress)
     embeddings = None
     if model_cfg.prompt != "none":
         encoder = encoder or get_encoder(model_cfg.text_encoder)
         flat = [p for variant in prompts for p in variant]
         embeddings = encode_cached(encoder, flat).reshape(len(prompts), len(dataset), -1).float()
-    names = list(dataset.properties)
     facts, failures = [], []
     from tgdmat.text.facts import PromptFacts
 
@@ -378,3 +393,38 @@ def build_prompt_table(dataset, model_cfg, encoder=None, variants: int | None = 
     if getattr(model_cfg, "grounding", "none") != "none":
         grounding = build_grounding(dataset, prompts[0], model_cfg.grounding, encoder)
     return PromptTable(prompts, embeddings, facts, fallbacks, failures, grounding)
+
+
+def _augmented_table(dataset, model_cfg, encoder, variants: int, seed: int, progress: bool, names) -> PromptTable:
+    """Training prompts with attribute dropout and paraphrases (``ModelConfig.attribute_dropout``,
+    ``paraphrase``): ``variants`` seeded draws per crystal; the facts of each are exactly the kept
+    sentences' (:func:`tgdmat.text.prompts.facts_subset`), never re-parsed."""
+    from tqdm.auto import tqdm
+
+    from tgdmat.text import encode_cached, get_encoder
+    from tgdmat.text.prompts import augmented_prompt, facts_subset, structure_facts
+
+    name = dataset.name
+    base = [structure_facts(dataset.structure(i), {k: float(v[i]) for k, v in dataset.properties.items()}, name)
+            for i in tqdm(range(len(dataset)), desc=f"symmetry of {name}/{dataset.split}", disable=not progress,
+                          leave=False)]
+    rng = np.random.default_rng(seed)
+    prompts, facts, null = [], [], torch.zeros(variants, len(dataset), dtype=torch.bool)
+    for v in range(variants):
+        texts, kept_facts = [], []
+        for i, f in enumerate(base):
+            text, kept = augmented_prompt(f, name, rng=rng, paraphrase=model_cfg.paraphrase,
+                                          drop_prob=model_cfg.attribute_dropout)
+            if text is None:
+                null[v, i] = True
+            texts.append(text or "")
+            kept_facts.append(facts_subset(f, kept))
+        prompts.append(texts)
+        facts.append(FactsBatch.from_facts(kept_facts, names))
+    encoder = encoder or get_encoder(model_cfg.text_encoder)
+    flat = [t for variant in prompts for t in variant if t]
+    emb = encode_cached(encoder, flat).float() if flat else torch.zeros(0, 1)
+    out = torch.zeros(variants * len(dataset), emb.shape[-1] if flat else 1)
+    out[~null.flatten()] = emb
+    return PromptTable(prompts, out.reshape(variants, len(dataset), -1), facts, [], [], None, null)
+

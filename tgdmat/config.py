@@ -109,6 +109,12 @@ class ModelConfig:
             ``"attention"`` (atoms attend over the description's sentence embeddings) or
             ``"sites+attention"``. CSP with ``prompt="long"`` only.
         site_dim: width of the encoded per-atom site facts (``grounding`` with sites).
+        attribute_dropout: short prompts: each fact sentence of each training prompt variant is
+            left out with this probability (all left out = the null condition of classifier-free
+            guidance); the facts the model sees are exactly those the kept sentences state
+            (:func:`tgdmat.text.prompts.augmented_prompt`). 0 = off (the paper).
+        paraphrase: short prompts: every kept sentence of every training variant gets one of
+            several seeded wordings (:data:`tgdmat.text.prompts.WORDINGS`).
     """
 
     task: str = "csp"
@@ -130,6 +136,8 @@ class ModelConfig:
     facts_dim: int = 128
     grounding: str = "none"
     site_dim: int = 64
+    attribute_dropout: float = 0.0
+    paraphrase: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.denoiser, dict):
@@ -150,6 +158,12 @@ class ModelConfig:
         check_int(o, "prompt_variants", self.prompt_variants, 1)
         check_int(o, "facts_dim", self.facts_dim, 1)
         check_int(o, "site_dim", self.site_dim, 1)
+        check_float(o, "attribute_dropout", self.attribute_dropout, 0.0, 1.0, hi_open=True)
+        if not isinstance(self.paraphrase, bool):
+            raise ConfigError(f"ModelConfig.paraphrase must be true or false, got {self.paraphrase!r}")
+        if (self.attribute_dropout > 0 or self.paraphrase) and self.prompt != "short":
+            raise ConfigError(f"ModelConfig.attribute_dropout / paraphrase augment short prompts; "
+                              f"got prompt={self.prompt!r}")
         if self.grounding not in GROUNDING:
             raise ConfigError(f"ModelConfig.grounding must be one of {GROUNDING}, got {self.grounding!r}")
         if self.grounding != "none" and (self.prompt != "long" or self.task != "csp"):

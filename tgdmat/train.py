@@ -295,6 +295,8 @@ def train(
             glob = train_ds.batch(ids.tolist())
             noise = model.draw_noise(glob, gen)
             variant = torch.randint(0, max(1, train_table.variants), (len(ids),), generator=gen)
+            if train_table.null is not None:  # a variant that states nothing is the null condition
+                noise.drop_cond = noise.drop_cond | train_table.null_rows(ids, variant)
             mine = torch.arange(rank.rank, len(ids), rank.world)
             atom_mask = torch.isin(glob.batch, mine)
             local = train_ds.batch(ids[mine].tolist()) if rank.world > 1 else glob

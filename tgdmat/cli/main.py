@@ -32,6 +32,9 @@ def _train(args) -> int:
 
     overrides = {k: v for k, v in {"prompt": args.prompt, "conditioning": args.conditioning,
                                    "grounding": getattr(args, "grounding", None),
+                                   "attribute_dropout": getattr(args, "attribute_dropout", None),
+                                   "paraphrase": True if getattr(args, "paraphrase", False) else None,
+                                   "prompt_variants": getattr(args, "prompt_variants", None),
                                    "text_encoder": args.encoder}.items() if v is not None}
     cfg = preset(args.preset, dataset=args.dataset, task=args.task, **overrides)
     tr = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
@@ -154,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder (last.pt, best.pt, log.csv, config.json)")
     t.add_argument("--prompt", choices=["short", "long", "none"], help="prompt kind (default: short)")
     t.add_argument("--conditioning", choices=["text", "text+facts"], help="text only, or text plus parsed facts")
+    t.add_argument("--attribute-dropout", type=float, default=None,
+                   help="short prompts: probability of leaving out each fact sentence of a training prompt "
+                        "(all left out = the null condition; default 0)")
+    t.add_argument("--paraphrase", action="store_true", help="short prompts: seeded paraphrases of every sentence")
+    t.add_argument("--prompt-variants", type=int, default=None,
+                   help="seeded prompt variants per training crystal (orders / dropouts / wordings)")
     t.add_argument("--grounding", choices=["none", "sites", "attention", "sites+attention"],
                    help="long prompts, CSP: give each atom its element's site facts (sites), let atoms attend "
                         "over the description's sentences (attention), or both (default: none)")
