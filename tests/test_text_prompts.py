@@ -266,8 +266,27 @@ def test_bad_facts_name_the_sentence_and_part(sentence, part, message):
     assert err.part == part
     assert message in str(err)
     assert sentence in str(err) and err.sentence == sentence
+    if sentence in READ_AS_PARAPHRASE:  # the free-text reader reads it: accepted, with that fact
+        assert validate_prompt(text) == text
+        return
     with pytest.raises(PromptError):
         validate_prompt(text)
+
+
+#: template-form sentences the template parser refuses but the free-text reader reads exactly
+READ_AS_PARAPHRASE = {"The chemical formula is SrTiO3!."}
+
+
+def test_a_paraphrased_template_sentence_is_accepted_and_read():
+    from tgdmat.text.reader import read_prompt
+
+    text = "Below is a description of a bulk material. The formation energy per atom is about 1.9571. Generate the material:"
+    with pytest.raises(PromptError):
+        parse_prompt(text)                      # the template parser refuses "about"
+    assert validate_prompt(text) == text        # the reader reads it
+    assert read_prompt(text, dataset="perov_5").facts.properties == {"heat_ref": 1.9571}
+    with pytest.raises(PromptError, match="Xy"):
+        validate_prompt("The elements are Sr, Xy, O.")
 
 
 def test_inconsistent_facts():

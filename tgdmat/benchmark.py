@@ -30,7 +30,7 @@ def split_prompts(dataset, kind: str) -> list[str] | None:
 
 def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = None, progress: bool = True,
                   select_from: int = 1, predictor="ours", template_t: int | None = None, strict: bool = False,
-                  metre_targets: int | None = 200, **sample_overrides) -> dict:
+                  metre_targets: int | None = 200, prompts: list | None = None, **sample_overrides) -> dict:
     """CSP on ``dataset`` (a :class:`tgdmat.data.CrystalDataset`) with ``n_samples`` per target.
 
     With ``select_from = k > 1`` (only with ``n_samples = 1``), ``k`` draws are made per target
@@ -48,6 +48,9 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     (tight tolerances and the same space group; the polymorph-aware METRe/cRMSE on
     ``metre_targets`` sampled targets; match rates on the targets that have no duplicate in the
     model's **training** split, found with :func:`tgdmat.metrics.find_duplicates`).
+
+    ``prompts`` replaces the split's evaluation prompts (one per target, after ``limit``): the
+    omission / paraphrase probes (``benchmarks/bench_prompt_omission.py``).
     """
     from tgdmat.metrics import evaluate_csp
     from tgdmat.provenance import hardware
@@ -59,7 +62,10 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     if limit is not None:
         dataset = dataset.subset(range(min(limit, len(dataset))))
     targets = dataset.structures()
-    prompts = split_prompts(dataset, generator.config.model.prompt)
+    if prompts is None:
+        prompts = split_prompts(dataset, generator.config.model.prompt)
+    elif len(prompts) != len(targets):
+        raise ValueError(f"{len(prompts)} prompts for {len(targets)} targets")
     t0 = time.perf_counter()
     selection = templates = None
     if template_t is not None:

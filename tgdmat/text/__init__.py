@@ -40,7 +40,7 @@ _LAZY = {
     "PromptError": "tgdmat.text.facts",
     "crystal_system_of": "tgdmat.text.facts",
     "parse_prompt": "tgdmat.text.parse",
-    "validate_prompt": "tgdmat.text.parse",
+    "validate_prompt": "tgdmat.text.reader",
     "parse_number": "tgdmat.text.parse",
     "parse_formula": "tgdmat.text.parse",
     "TextEncoder": "tgdmat.text.encoders",

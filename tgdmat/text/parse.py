@@ -49,7 +49,7 @@ from tgdmat.text.facts import (
     element_symbols,
 )
 
-__all__ = ["PromptError", "PromptFacts", "parse_prompt", "validate_prompt", "parse_number",
+__all__ = ["PromptError", "PromptFacts", "parse_prompt", "parse_number",
            "parse_formula", "parse_space_group", "split_sentences", "read_template_sentence"]
 
 # words for each property → canonical column name
@@ -370,23 +370,3 @@ def parse_prompt(text: str, dataset: str | None = None) -> PromptFacts:
                 f"elements {', '.join(facts.elements)} contradict formula {facts.formula} "
                 f"({', '.join(sorted(from_formula))})", found["elements"][1], "elements")
     return facts
-
-
-def validate_prompt(text: str, dataset: str | None = None) -> str:
-    """Check a user's prompt and return it stripped of surrounding white space.
-
-    Free text is accepted; the facts it states must be possible (see :func:`parse_prompt`).
-
-    Raises:
-        TypeError: ``text`` is not a str.
-        PromptError: the prompt is empty / white space only, or states an impossible fact.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"a prompt must be a str, not {type(text).__name__}")
-    stripped = text.strip()
-    if not stripped:
-        raise PromptError("the prompt is empty (or only white space); describe the material, "
-                          "e.g. 'The chemical formula is SrTiO3. The crystal system is cubic.'",
-                          part="prompt")
-    parse_prompt(stripped, dataset=dataset)
-    return stripped

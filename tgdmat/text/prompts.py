@@ -426,3 +426,34 @@ def augmented_prompt(facts: PromptFacts, dataset: str,
     else:
         sentences = [_sentence(a, facts, units, decimals) for a in kept]
     return f"{HEADER} {' '.join(sentences)} {FOOTER}", tuple(kept)
+
+
+def probe_prompt(facts: PromptFacts, dataset: str, omit: Sequence[str] = (), paraphrase: Sequence[str] = (),
+                 rng: "random.Random | np.random.Generator | int | None" = None,
+                 decimals: int = PROPERTY_DECIMALS) -> str | None:
+    """The evaluation prompt (fixed order, TGDMat's wording) with some sentences left out or reworded.
+
+    For the omission / paraphrase table: ``omit`` attributes are not stated; each ``paraphrase``
+    attribute gets one of its *other* wordings (drawn with ``rng``: a seed or a generator), the
+    rest keep the template sentence. Returns :data:`NULL_PROMPT` when everything is omitted.
+    """
+    order = attribute_order(dataset)
+    unknown = (set(omit) | set(paraphrase)) - set(order)
+    if unknown:
+        raise ValueError(f"{dataset} prompts have no attribute {sorted(unknown)}; they state {order}")
+    if paraphrase and rng is None:
+        raise ValueError("paraphrase needs rng (a seed or a generator)")
+    gen = _as_generator(rng) if rng is not None else None
+    sentences = []
+    for attr in order:
+        if attr in omit:
+            continue
+        if attr in paraphrase:
+            others = attribute_wordings(attr, facts, dataset, decimals)[1:]
+            sentences.append(others[_index(gen, len(others))])
+        else:
+            sentences.append(_sentence(attr, facts, False, decimals))
+    if not sentences:
+        return NULL_PROMPT
+    return f"{HEADER} {' '.join(sentences)} {FOOTER}"
+

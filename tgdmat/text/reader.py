@@ -87,7 +87,7 @@ from tgdmat.text.facts import (
     space_group_number,
     standard_symbols,
 )
-from tgdmat.text.parse import _formula_counts, parse_number, read_template_sentence
+from tgdmat.text.parse import _formula_counts, parse_number, parse_prompt, read_template_sentence
 
 __all__ = ["FactSpan", "UnreadSpan", "Reading", "read_prompt", "check_composition",
            "space_group_number", "standard_symbols", "load_curated", "score_curated",
@@ -744,6 +744,10 @@ class _Sentence:
                 if not sep or sep.end() == end:
                     break
                 pos = sep.end()
+                nxt = re.match(r"[A-Z][a-z]?(?![A-Za-z0-9])", s[pos:])
+                if nxt and self.element_at(pos) is None:  # "Sr, Xy, O": never drop a listed symbol
+                    raise self.error(f"unknown element symbol {nxt.group(0)!r} in "
+                                     f"{self.original[cue.start():pos + nxt.end()]!r}", "elements")
             if found:
                 self.fact(cue.start(), end, "elements", tuple(found))
 
@@ -1105,3 +1109,40 @@ def score_curated(cases: list[dict] | None = None, abs_tol: float = 5e-5) -> Cur
             if (expected is not None or value is not None) and not ok:
                 misses.append((case["text"], kind, expected, value))
     return CuratedScore(counts, errors, misses)
+
+
+def validate_prompt(text: str, dataset: str | None = None) -> str:
+    """Check a user's prompt and return it stripped of surrounding white space.
+
+    Free text is accepted; the facts it states must be possible and must not contradict each
+    other. A sentence in TGDMat's template form is held to the template parser
+    (:func:`tgdmat.text.parse.parse_prompt`: "The crystal system is cubicish." is an error), unless
+    the free-text reader reads it as a fact — a paraphrase such as "The formation energy per
+    atom is about 1.96." is accepted, as :func:`read_prompt` understands it.
+
+    Raises:
+        TypeError: ``text`` is not a str.
+        PromptError: the prompt is empty / white space only, or states an impossible or
+            contradicting fact (the message names the words).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"a prompt must be a str, not {type(text).__name__}")
+    stripped = text.strip()
+    if not stripped:
+        raise PromptError("the prompt is empty (or only white space); describe the material, "
+                          "e.g. 'The chemical formula is SrTiO3. The crystal system is cubic.'",
+                          part="prompt")
+    try:
+        parse_prompt(stripped, dataset=dataset)
+    except PromptError as err:
+        reading = read_prompt(stripped, dataset=dataset)  # its own errors name the words
+        sentence = err.sentence or ""
+        lo = stripped.find(sentence) if sentence else -1
+        if lo < 0:
+            raise
+        hi = lo + len(sentence)
+        if not any(s.start < hi and s.end > lo for s in reading.understood):
+            raise
+    else:
+        read_prompt(stripped, dataset=dataset)
+    return stripped
