@@ -124,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from tgdmat import metrics
     from tgdmat.data import load_dataset
-    from tgdmat.cli.evaluate import _json_default, environment_info
     from tgdmat.metrics.stats import predictor_info
 
     t_start = time.perf_counter()
@@ -183,9 +182,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({timings['random_csp']:.0f} s)", flush=True)
 
     timings["total"] = time.perf_counter() - t_start
+    command = " ".join(["python", os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])])
     out = {
-        "command": " ".join(["python", os.path.relpath(__file__, ROOT),
-                             *(argv if argv is not None else sys.argv[1:])]),
         "dataset": args.dataset,
         "reference_split": "test",
         "training_split": "val (official val split = this project's training data)",
@@ -204,11 +202,12 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "fingerprint_cache_test": fp_test.stats,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
-        **environment_info(),
     }
+    from tgdmat import provenance
+
     path = Path(args.out) if args.out else ROOT / "results" / f"baselines_{args.dataset}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2, default=_json_default) + "\n")
+    provenance.write_result(out, path, command=command, split="test", dataset=args.dataset)
     print(f"wrote {path} in {timings['total']:.0f} s")
     return 0
 
