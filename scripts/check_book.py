@@ -15,8 +15,9 @@ A page fails on:
   output that starts like ``ValueError: ...``;
 * a JavaScript error (uncaught exception, ``console.error``, unhandled promise rejection) or a
   script, style sheet or image that fails to load;
-* a canvas with zero size, a blank (one-colour) canvas where its pixels can be read, or a 3-D /
-  plot viewer element (3Dmol, plotly, nglview) without a canvas or SVG inside;
+* a canvas with zero size or blank (one colour: nothing drawn; the probe makes WebGL contexts
+  keep their drawing buffer so that their pixels can be read), or a 3-D / plot viewer element
+  (tgdmat.viewer, 3Dmol, plotly, nglview) without a canvas or SVG inside;
 * ``NaN`` (or ``<NA>``, ``NaT``) in a table;
 * a missing figure: an ``<img>`` whose file is not there or that does not load;
 * math left as raw LaTeX after MathJax ran (``$$``, ``\\(``, ``\\[``, ``\\begin{``, ``$\\alpha$``),
@@ -68,6 +69,12 @@ PROBE_JS = r"""
     var r = e.reason;
     errors.push("unhandled promise rejection: " + (r && r.message ? r.message : String(r)));
   });
+  // WebGL canvases keep their pixels, so that a blank 3-D viewer can be told from a drawn one
+  var getContext = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (type, attrs) {
+    if (/webgl/.test(String(type))) attrs = Object.assign({}, attrs || {}, {preserveDrawingBuffer: true});
+    return getContext.call(this, type, attrs);
+  };
   function sleep(ms) { return new Promise(function (r) { setTimeout(r, ms); }); }
   function uniform(data, step) {  // every sampled RGBA pixel equal: nothing was drawn
     for (var i = step * 4; i < data.length; i += step * 4) {
@@ -84,19 +91,13 @@ PROBE_JS = r"""
     if (!c.width || !c.height) return info;
     var step = Math.max(1, Math.floor(c.width * c.height / 40000));
     try {
-      // "2d" first: it is null on a WebGL canvas, and on a canvas nobody drew on it makes an empty one
-      var ctx = c.getContext("2d");
-      if (ctx) {
-        info.blank = uniform(ctx.getImageData(0, 0, c.width, c.height).data, step);
-      } else {
-        var gl = c.getContext("webgl2") || c.getContext("webgl");
-        // WebGL pixels are readable only when the context keeps its drawing buffer
-        if (gl && gl.getContextAttributes().preserveDrawingBuffer) {
-          var px = new Uint8Array(c.width * c.height * 4);
-          gl.readPixels(0, 0, c.width, c.height, gl.RGBA, gl.UNSIGNED_BYTE, px);
-          info.blank = uniform(px, step);
-        }
-      }
+      // copy whatever the canvas shows (2-D, WebGL or an ImageBitmap, as 3Dmol 2 uses) onto a
+      // scratch 2-D canvas and read that: the canvas itself is not touched
+      var copy = document.createElement("canvas");
+      copy.width = c.width; copy.height = c.height;
+      var ctx = copy.getContext("2d");
+      ctx.drawImage(c, 0, 0);
+      info.blank = uniform(ctx.getImageData(0, 0, c.width, c.height).data, step);
     } catch (err) { info.error = String(err); }
     return info;
   }
@@ -142,7 +143,7 @@ KNOWN_THEME_NOISE = [
     re.compile(r"^console\.error: Got invalid theme mode: \. Resetting to auto\.$"),
 ]
 #: elements a 3-D or plot viewer draws into; each must hold a canvas or an SVG after load
-VIEWER_SELECTOR = '[id^="3dmolviewer"], .mol-container, .py3dmol, .plotly-graph-div, .nglview, [data-viewer]'
+VIEWER_SELECTOR = '[id^="tgdmat-view-"], [id^="3dmolviewer"], .mol-container, .py3dmol, .plotly-graph-div, .nglview, [data-viewer]'
 #: text a reader never sees as prose (code, scripts, typeset math)
 _NOT_PROSE = ["script", "style", "pre", "code", "textarea", "noscript", "svg", "math", "mjx-container",
               "mjx-assistive-mml"]
