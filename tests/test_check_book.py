@@ -152,15 +152,23 @@ def test_the_probe_in_a_real_browser(tmp_path):
         "<html><head><title>t</title></head><body>" + TABLE.replace("0.076", "NaN") +
         '<img src="ok.png"><img src="gone.png"><canvas id="empty" width="50" height="50"></canvas>'
         '<canvas id="drawn" width="50" height="50"></canvas>'
+        '<canvas id="gl_blank" width="50" height="50"></canvas><canvas id="gl_drawn" width="50" height="50"></canvas>'
         "<script>var c = document.getElementById('drawn').getContext('2d'); c.fillRect(10, 10, 5, 5);"
+        # WebGL contexts asked for no preserved buffer, as most viewers do: the probe still reads them
+        "function gl(id, part) { var g = document.getElementById(id).getContext('webgl', {preserveDrawingBuffer: false});"
+        "  g.clearColor(1, 1, 1, 1); g.clear(g.COLOR_BUFFER_BIT);"
+        "  if (part) { g.enable(g.SCISSOR_TEST); g.scissor(0, 0, 10, 10); g.clearColor(1, 0, 0, 1); g.clear(g.COLOR_BUFFER_BIT); } }"
+        "gl('gl_blank', false); gl('gl_drawn', true);"
         "console.error('boom');</script></body></html>")
     dom = check_book.load_in_browser(tmp_path / "p.html", check_book.find_browser(), tmp_path)
     report = check_book.report_of(check_book._soup(dom))
     assert report is not None and report["done"]
-    assert {c["id"]: c["blank"] for c in report["canvases"]} == {"empty": True, "drawn": False}
+    assert {c["id"]: c["blank"] for c in report["canvases"]} == {"empty": True, "drawn": False,
+                                                                  "gl_blank": True, "gl_drawn": False}
     problems = check_book.analyse_page(dom, tmp_path / "p.html")
     assert problems == ["JavaScript: console.error: boom",
                         "JavaScript: failed to load img " + (tmp_path / "gone.png").as_uri(),
                         "canvas empty is blank (one colour) after load",
+                        "canvas gl_blank is blank (one colour) after load",
                         "NaN in a table: 1 cell(s), first in row 'DiffCSP'",
                         "missing figure: gone.png (no such file)"], problems
