@@ -120,6 +120,8 @@ def _view_js(div_id: str, cif: str, colours: dict[str, int]) -> str:
     v.setStyle({{}}, {{sphere: {{scale: 0.3, colorscheme: scheme}}, stick: {{radius: 0.1, colorscheme: scheme}}}});
     v.addUnitCell(m, {{box: {{color: "gray"}}, alabel: "a", blabel: "b", clabel: "c"}});
     v.zoomTo();
+    v.rotate(-25, "x");  // tilt the cell a little so that it reads as 3-D
+    v.rotate(30, "y");
     v.render();
     el.setAttribute("data-drawn", "1");
     return true;

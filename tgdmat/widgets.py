@@ -118,7 +118,7 @@ def reading_html(reading) -> str:
             unit = f" {PROPERTY_UNITS[s.kind]}" if s.kind in PROPERTY_UNITS else ""
             rows.append(f"<tr><td>{html.escape(s.text)}</td><td><b>{html.escape(s.kind)}</b> = "
                         f"{html.escape(_show(s.value))}{html.escape(unit)}</td></tr>")
-        parts.append('<table style="font-size:0.85em"><tr><th>understood: words</th><th>read as</th></tr>'
+        parts.append('<table style="font-size:0.85em;margin-left:0"><tr><th>understood: words</th><th>read as</th></tr>'
                      + "".join(rows) + "</table>")
     else:
         parts.append("<div><b>understood:</b> nothing (the sample is conditioned on the sentence embedding "
