@@ -30,7 +30,8 @@ def split_prompts(dataset, kind: str) -> list[str] | None:
 
 def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = None, progress: bool = True,
                   select_from: int = 1, predictor="ours", template_t: int | None = None, strict: bool = False,
-                  metre_targets: int | None = 200, prompts: list | None = None, **sample_overrides) -> dict:
+                  metre_targets: int | None = 200, prompts: list | None = None, property_guide=None,
+                  guide_scale: float = 1.0, **sample_overrides) -> dict:
     """CSP on ``dataset`` (a :class:`tgdmat.data.CrystalDataset`) with ``n_samples`` per target.
 
     With ``select_from = k > 1`` (only with ``n_samples = 1``), ``k`` draws are made per target
@@ -48,6 +49,10 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     (tight tolerances and the same space group; the polymorph-aware METRe/cRMSE on
     ``metre_targets`` sampled targets; match rates on the targets that have no duplicate in the
     model's **training** split, found with :func:`tgdmat.metrics.find_duplicates`).
+
+    ``property_guide`` (a noise-aware predictor or its checkpoint, :mod:`tgdmat.guidance`) steers
+    each chain toward its prompt's stated property with strength ``guide_scale`` (one draw per
+    target; the result carries a ``"property_guidance"`` block).
 
     ``prompts`` replaces the split's evaluation prompts (one per target, after ``limit``): the
     omission / paraphrase probes (``benchmarks/bench_prompt_omission.py``).
@@ -68,6 +73,8 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         raise ValueError(f"{len(prompts)} prompts for {len(targets)} targets")
     t0 = time.perf_counter()
     selection = templates = None
+    if property_guide is not None and (template_t is not None or select_from > 1):
+        raise ValueError("property guidance is combined with neither templates nor k-draw selection here")
     if template_t is not None:
         if select_from > 1:
             raise ValueError("template_t and select_from > 1 are not combined")
@@ -78,8 +85,9 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
                                             progress=progress, **sample_overrides)
         preds = [[s] for s in sel.structures]
     else:
+        guide_kw = {} if property_guide is None else {"property_guide": property_guide, "guide_scale": guide_scale}
         preds = generator.sample_csp(targets, prompts=prompts, n_samples=n_samples, progress=progress,
-                                     **sample_overrides)
+                                     **guide_kw, **sample_overrides)
     t_sample = time.perf_counter() - t0
     t0 = time.perf_counter()
     metrics = evaluate_csp(preds, targets, progress=progress)
@@ -112,6 +120,9 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         **({"selection": selection} if selection is not None else {}),
         **({"templates": templates} if templates is not None else {}),
         **({"strict": strict_block} if strict_block is not None else {}),
+        **({"property_guidance": {"predictor": str(property_guide), "scale": guide_scale,
+                                  "method": "classifier guidance with a noise-aware predictor (tgdmat.guidance)"}}
+           if property_guide is not None else {}),
         "metrics": metrics,
         "sampling": dataclasses.asdict(sc) | {"step_lr_used": sc.step_lr if sc.step_lr is not None else generator.config.step_lr()},
         "seconds": {"sampling": t_sample, "matching": t_match,
@@ -131,7 +142,8 @@ def write_result(result: dict, path: str | os.PathLike, generator=None, checkpoi
     from tgdmat.provenance import write_result as _write
 
     proto = None if generator is None else generator.info.get("protocol")
-    return _write(result, path, inputs=[checkpoint] if checkpoint else [], command=command,
+    inputs = [] if not checkpoint else (list(checkpoint) if isinstance(checkpoint, (list, tuple)) else [checkpoint])
+    return _write(result, path, inputs=inputs, command=command,
                   split=result.get("split"), dataset=result.get("dataset"), checkpoint_protocol=proto)
 
 

@@ -168,11 +168,14 @@ class DenoiserOutput:
         lattice_eps: ``[B, 3, 3]`` predicted lattice noise ``ε̂_L`` (rows, like ``L``).
         frac_score: ``[N, 3]`` predicted fractional-coordinate score ``ŝ_F``.
         type_logits: ``[N, K]`` atom-type logits, or ``None`` when ``predict_types=False``.
+        features: ``[B, H]`` the invariant crystal features the lattice head reads (mean over
+            atoms of the last node states), when asked for (``return_features=True``).
     """
 
     lattice_eps: Tensor
     frac_score: Tensor
     type_logits: Tensor | None
+    features: Tensor | None = None
 
 
 @dataclass
@@ -579,7 +582,7 @@ class CSPDenoiser(nn.Module):
     # ---------------------------------------------------------------- forward
     def forward(self, atom_types: Tensor, frac_coords: Tensor, lattice: Tensor, batch: Tensor,
                 t: Tensor, cond: "Tensor | Condition | None" = None,
-                drop_cond: Tensor | None = None) -> DenoiserOutput:
+                drop_cond: Tensor | None = None, return_features: bool = False) -> DenoiserOutput:
         """Predict lattice noise, fractional score and type logits for a batch of crystals.
 
         Args:
@@ -658,7 +661,7 @@ class CSPDenoiser(nn.Module):
         lattice_eps = m @ lattice                                           # ε̂_L = M L
         type_logits = self.type_head(h) if self.type_head is not None else None
         return DenoiserOutput(lattice_eps=lattice_eps, frac_score=frac_score,
-                              type_logits=type_logits)
+                              type_logits=type_logits, features=pooled if return_features else None)
 
     def num_parameters(self) -> int:
         """Number of trainable parameters."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +33,9 @@ from tgdmat.conditioning import FactsBatch, FactsEncoder, SiteEncoder
 from tgdmat.config import ModelConfig, SampleConfig, step_lr_for
 from tgdmat.denoiser import Condition, CSPDenoiser, DenoiserOutput
 from tgdmat.diffusion import D3PM, LatticeDDPM, TorusVE, strided_timesteps, uniform_times
+
+if TYPE_CHECKING:
+    from tgdmat.guidance import PropertyGuide
 
 NUM_ELEMENTS = 100
 
@@ -214,6 +218,14 @@ class TGDMat(nn.Module):
             mix(null_out.type_logits, cond_out.type_logits),
         )
 
+    def _guide(self, out: DenoiserOutput, guide, A, F, L, batch_idx, t: int) -> DenoiserOutput:
+        """Classifier guidance in the network's units (:mod:`tgdmat.guidance`)."""
+        g_f, g_l = guide.gradients(A + 1, F, L, batch_idx, t)
+        lam = self.torus.score_norm[t].to(F.dtype)
+        abar = self.lattice.alpha_bars[t].to(L.dtype)
+        return DenoiserOutput(out.lattice_eps - guide.scale * torch.sqrt(1 - abar) * g_l,
+                              out.frac_score + guide.scale * g_f / torch.sqrt(lam), out.type_logits)
+
     @torch.no_grad()
     def sample(
         self,
@@ -224,6 +236,7 @@ class TGDMat(nn.Module):
         generator: torch.Generator | None = None,
         progress: bool = False,
         start: "TemplateStart | None" = None,
+        guide: "PropertyGuide | None" = None,
         **overrides,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Run the reverse chain for ``B`` crystals.
@@ -250,6 +263,9 @@ class TGDMat(nn.Module):
                 forward processes, ``L_{t0} = sqrt(ᾱ_{t0}) L_tpl + sqrt(1 − ᾱ_{t0}) ε_L`` and
                 ``F_{t0} = w(F_tpl + σ_{t0} ε_F)``, and ``num_steps`` network evaluations take it
                 from ``t_0`` to 0 (CSP only: the template's atoms pair with ``atom_types`` in order).
+            guide: property guidance (:class:`tgdmat.guidance.PropertyGuide`, CSP): the gradient
+                of a noise-aware predictor's log-likelihood of each crystal's target value is
+                added to every predicted score (``guide.scale = 0``: exactly the unguided chain).
 
         Returns:
             ``(atom_types Z [N], frac_coords [N, 3], lattice [B, 3, 3])``.
@@ -294,12 +310,22 @@ class TGDMat(nn.Module):
         grid = strided_timesteps(t_top, k)  # [t_top, ..., 0]
         from tqdm.auto import tqdm
 
+        if guide is not None and guide.scale:
+            if self.types is not None:
+                raise ValueError("property guidance is for CSP models (atom types given)")
+            if guide.targets.shape != (B,):
+                raise ValueError(f"guide.targets must have one value per crystal [{B}], got {tuple(guide.targets.shape)}")
+        guided = guide is not None and guide.scale != 0
         for t, s in tqdm(list(zip(grid[:-1], grid[1:])), desc="sampling", disable=not progress, leave=False):
             if corrector:
                 out = self._predict(A, F, L, batch_idx, t, cond, guidance_scale)
+                if guided:
+                    out = self._guide(out, guide, A, F, L, batch_idx, t)
                 z = torch.randn(F.shape, generator=generator, device=dev) if s > 0 else torch.zeros_like(F)
                 F = self.torus.corrector_step(F, out.frac_score, t, step_lr, z)
             out = self._predict(A, F, L, batch_idx, t, cond, guidance_scale)
+            if guided:
+                out = self._guide(out, guide, A, F, L, batch_idx, t)
             zl = torch.randn(L.shape, generator=generator, device=dev) if s > 0 and lattice_eta > 0 else None
             zf = torch.randn(F.shape, generator=generator, device=dev) if s > 0 else None
             L = self.lattice.reverse_step(L, out.lattice_eps, t, s, zl, eta=lattice_eta)

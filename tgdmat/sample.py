@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -260,7 +261,7 @@ class CrystalGenerator:
         return dataclasses.replace(self.config.sample, **{k: v for k, v in overrides.items() if v is not None})
 
     def _run(self, num_atoms: list[int], cond, atom_types: list[int] | None, sc: SampleConfig, progress: bool,
-             template: "Templates | None" = None):
+             template: "Templates | None" = None, guide=None):
         from tgdmat.crystal import arrays_to_structures
 
         gen = torch.Generator(device=self.device).manual_seed(sc.seed)
@@ -279,13 +280,15 @@ class CrystalGenerator:
             c = None if cond is None else (cond[start:stop] if torch.is_tensor(cond) else
                                            cond.crystals(start, stop, offsets))
             tpl = None if template is None else template.slice(start, stop, offsets)
-            A, F, L = self.model.sample(na, c, types, sc, generator=gen, progress=progress, start=tpl)
+            g = None if guide is None else guide.slice(start, stop)
+            A, F, L = self.model.sample(na, c, types, sc, generator=gen, progress=progress, start=tpl, guide=g)
             structures += arrays_to_structures(A.cpu(), F.cpu(), L.cpu(), na)
         return structures
 
     def sample_csp(self, compositions, prompts: Sequence[str] | None = None, n_samples: int = 1,
                    progress: bool = True, allow_unseen_elements: bool = False,
-                   templates: Sequence | None = None, template_t: int | None = None, **overrides) -> list[list]:
+                   templates: Sequence | None = None, template_t: int | None = None,
+                   property_guide=None, guide_scale: float = 1.0, **overrides) -> list[list]:
         """Crystal structure prediction: ``n_samples`` structures for every composition.
 
         Args:
@@ -335,10 +338,29 @@ class CrystalGenerator:
         types = [x for z in zs for _ in range(n_samples) for x in z]
         rep_prompts = None if prompts is None else [p for p in prompts for _ in range(n_samples)]
         cond = self.condition(rep_prompts, len(num_atoms), types, num_atoms)
-        flat = self._run(num_atoms, cond, types, sc, progress, template)
+        guide = self._property_guide(property_guide, guide_scale, rep_prompts, len(num_atoms))
+        flat = self._run(num_atoms, cond, types, sc, progress, template, guide)
         if rep_prompts is not None:
             self.annotate(flat, rep_prompts)
         return [flat[i * n_samples : (i + 1) * n_samples] for i in range(len(zs))]
+
+    def _property_guide(self, predictor, scale: float, prompts, n: int):
+        """A :class:`tgdmat.guidance.PropertyGuide` toward each prompt's stated value (None: off)."""
+        if predictor is None:
+            return None
+        from tgdmat.guidance import NoisyPropertyModel, PropertyGuide, load_noisy_property
+
+        if not math.isfinite(scale) or scale < 0:
+            raise RequestError(f"guide_scale must be a finite number >= 0, got {scale!r}")
+        model = predictor if isinstance(predictor, NoisyPropertyModel) else load_noisy_property(predictor, self.device)
+        model = model.to(self.device).eval()
+        if model.num_steps != self.model.num_steps:
+            raise RequestError(f"the property predictor was trained for T={model.num_steps} steps, "
+                               f"this model has T={self.model.num_steps}")
+        values = [float("nan")] * n
+        if prompts is not None:
+            values = [self.read(p).facts.properties.get(model.property_name, float("nan")) for p in prompts]
+        return PropertyGuide(model, torch.tensor(values, dtype=torch.float32), float(scale))
 
     def sample_csp_selected(self, compositions, prompts: Sequence[str] | None = None, draws: int = 4,
                             predictor="ours", progress: bool = True, **overrides):

@@ -113,8 +113,10 @@ def _csp(args) -> int:
     predictor = None if args.predictor == "none" else args.predictor
     result = csp_benchmark(gen, ds, n_samples=args.n, limit=args.limit, select_from=args.select_from,
                            predictor=predictor, template_t=args.template_t, strict=args.strict,
+                           property_guide=args.property_guide, guide_scale=args.guide_scale,
                            **_sample_overrides(args))
-    write_result(result, args.out, generator=gen, checkpoint=args.checkpoint)
+    inputs = [args.checkpoint] + ([args.property_guide] if args.property_guide else [])
+    write_result(result, args.out, generator=gen, checkpoint=inputs)
     m = result["metrics"]
     how = (f"1 of {args.select_from} draws returned ({args.predictor})" if args.select_from > 1
            else f"{args.n} samples")
@@ -224,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--strict", action="store_true",
                    help="add the strict column: tight match + same space group, METRe/cRMSE (arXiv:2509.12178), "
                         "and match on targets without a duplicate in the training split")
+    c.add_argument("--property-guide", default=None, metavar="CHECKPOINT",
+                   help="steer every chain toward its prompt's stated property with this noise-aware predictor "
+                        "(python -m tgdmat.guidance; classifier guidance, one draw per target)")
+    c.add_argument("--guide-scale", type=float, default=1.0, help="guidance strength γ (0 = unguided; default 1)")
     c.add_argument("--out", required=True, help="results JSON path")
     c.set_defaults(func=_csp)
 
