@@ -2,7 +2,7 @@
 # Re-make every measured file in results/ from a clean commit, in the order they depend on each other.
 #
 #   bash scripts/regenerate_results.sh            # all of them (about 2 CPU-hours on this project's machine)
-#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | gen | carbon | others | regressors
+#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | gen | carbon | long | others | regressors
 #
 # Every command below is exactly what the result file records as its "command"; run it from the
 # repository root of a clean checkout (no uncommitted changes), or the files will say "+dirty".
@@ -64,6 +64,12 @@ if want carbon; then  # Carbon-24 CSP (issue 19): template start chosen on the h
   run $PY -m tgdmat csp --checkpoint results/checkpoints/perov_5_csp_long_text_facts.pt --split test --limit 32 --guidance 3 \
     --threads 1 --out results/csp_perov_5_long_text_facts_w3_first32.json
   run $PY benchmarks/bench_site_parser.py
+fi
+if want long; then  # long prompts (issue 22): pooled description vs per-atom grounding, same 300-epoch budget
+  for v in pooled grounded; do
+    run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_$v.pt --split test --threads 1 \
+      --out results/csp_perov_5_long_prompt_$v.json
+  done
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
