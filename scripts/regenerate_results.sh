@@ -54,6 +54,9 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
   run $PY -m tgdmat evaluate runs/gen/perov_5_free10k/samples.json --dataset perov_5 --predictor cdvae --workers 1 \
     --quiet --out results/gen_perov_5_text_facts_free10k.json
   run $PY benchmarks/bench_gen_reference.py --dataset perov_5 --seeds 0 1 2 3 4 --out results/gen_reference_perov_5.json
+  for d in perov_5 carbon_24; do
+    run $PY benchmarks/bench_novelty_reference.py --dataset $d --n 1000 --out results/novelty_reference_$d.json
+  done
   C=$CK/carbon_24_gen_text_facts.pt
   run $PY -m tgdmat generate --checkpoint $C --per-prompt test --threads 1 --out runs/gen/carbon_24_per_prompt
   run $PY -m tgdmat evaluate runs/gen/carbon_24_per_prompt/samples.json --dataset carbon_24 --predictor cdvae --workers 1 \
