@@ -130,6 +130,7 @@ PROBE_JS = r"""
 })();
 """.replace("REPORT_ID", REPORT_ID).replace("SETTLE_MS", str(SETTLE_MS))
 
+_ERROR_OUTPUT = ".traceback, .output_error, .output.error, [class*='highlight-ipythontb']"
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)")
 _ERROR_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception): ", re.M)
 _NAN = re.compile(r"(?<![\w<])(?:NaN|nan|NAN|<NA>|NaT)(?![\w>])")
@@ -174,6 +175,15 @@ def _local_file(src: str, page: Path) -> Path | None:
     return (page.parent / unquote(parts.path)).resolve()
 
 
+def _error_summary(text: str) -> str:
+    """The exception line of a traceback (``KeyError: 'x'``), else its first line that says something."""
+    found = list(_ERROR_LINE.finditer(text))
+    if found:
+        return _short(text[found[-1].start():].strip().splitlines()[0])
+    lines = [ln for ln in text.splitlines() if ln.strip() and set(ln.strip()) != {"-"}]
+    return _short(lines[0] if lines else text)
+
+
 def report_of(soup) -> dict | None:
     """The probe's report embedded in a dumped DOM, or ``None`` when the probe never finished."""
     el = soup.find("script", id=REPORT_ID)
@@ -204,11 +214,14 @@ def analyse_page(dom: str, page: Path | None = None, browser: bool = True) -> li
     report = report or {}
 
     # error outputs of executed cells
-    for el in soup.select(".traceback, .output_error, .output.error, [class*='highlight-ipythontb']"):
-        problems.append(f"error output: {_short(el.get_text())}")
+    error_outputs = soup.select(_ERROR_OUTPUT)
+    for el in error_outputs:
+        problems.append(f"error output: {_error_summary(el.get_text())}")
     for out in soup.select(".cell_output, .output_area, .output"):
         if out.find_parent(class_=["cell_output", "output_area", "output"]) is not None:
             continue  # counted with its outer output
+        if out in error_outputs or out.select_one(_ERROR_OUTPUT) is not None:
+            continue  # already reported above
         text = out.get_text("\n")
         if _TRACEBACK.search(text) or _ERROR_LINE.search(text):
             m = _TRACEBACK.search(text) or _ERROR_LINE.search(text)
