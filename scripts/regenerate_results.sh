@@ -73,7 +73,7 @@ if want carbon; then  # Carbon-24 CSP (issue 19): template start chosen on the h
   run $PY benchmarks/bench_site_parser.py
 fi
 if want long; then  # long prompts (issue 22): pooled description vs per-atom grounding, same 300-epoch budget
-  for v in pooled grounded; do
+  for v in pooled grounded sites; do
     run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_$v.pt --split test --threads 1 \
       --out results/csp_perov_5_long_prompt_$v.json
   done
