@@ -2,7 +2,7 @@
 # Re-make every measured file in results/ from a clean commit, in the order they depend on each other.
 #
 #   bash scripts/regenerate_results.sh            # all of them (about 2 CPU-hours on this project's machine)
-#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | gen | carbon | long | others | regressors
+#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | gen | carbon | long | guidance | others | regressors
 #
 # Every command below is exactly what the result file records as its "command"; run it from the
 # repository root of a clean checkout (no uncommitted changes), or the files will say "+dirty".
@@ -77,6 +77,10 @@ if want long; then  # long prompts (issue 22): pooled description vs per-atom gr
     run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_$v.pt --split test --threads 1 \
       --out results/csp_perov_5_long_prompt_$v.json
   done
+fi
+if want guidance; then  # property guidance (issue 15): the noise-aware predictor for Perov-5's processes
+  run $PY -m tgdmat.guidance --checkpoint $CK/perov_5_csp_long_text_facts.pt --epochs 60 --threads 1 \
+    --out $CK/noisy_property_perov_5.pt --result results/noisy_property_perov_5.json
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
