@@ -31,6 +31,10 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, nargs="+", default=[100])
     ap.add_argument("--template-t", type=int, nargs="+", default=[0],
                     help="template start times t0 to try (0: no template)")
+    ap.add_argument("--property-guide", default=None, metavar="CHECKPOINT",
+                    help="noise-aware property predictor (python -m tgdmat.guidance) for property guidance")
+    ap.add_argument("--guide-scale", type=float, nargs="+", default=[0.0],
+                    help="property-guidance strengths to try (0: unguided; needs --property-guide otherwise)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N held-out crystals")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", required=True)
@@ -41,23 +45,27 @@ def main(argv=None) -> int:
     cfg = gen.config
     splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.seed,
                          progress=False)
+    if any(g != 0 for g in args.guide_scale) and not args.property_guide:
+        ap.error("--guide-scale other than 0 needs --property-guide")
     rows = []
-    for t0 in args.template_t:
-        for steps in args.steps:
-            for w in args.guidance:
-                t_start = time.perf_counter()
-                res = csp_benchmark(gen, splits.val, n_samples=1, limit=args.limit, progress=False, guidance_scale=w,
-                                    num_steps=steps, template_t=t0 or None)
-                m = res["metrics"]
-                rows.append({"template_t": t0, "guidance_scale": w, "num_steps": steps,
-                             "match_rate_pct": m["match_rate_pct"], "rmse": m["rmse"],
-                             "n_comparable_predictions": m["n_comparable_predictions"], "n_targets": m["n_targets"],
-                             "templates": res.get("templates"), "seconds": time.perf_counter() - t_start})
-                print({k: v for k, v in rows[-1].items() if k != "templates"}, flush=True)
+    for t0, steps, w, gamma in ((a, b, c, d) for a in args.template_t for b in args.steps for c in args.guidance
+                                for d in args.guide_scale):
+        t_start = time.perf_counter()
+        guide = {} if not gamma else {"property_guide": args.property_guide, "guide_scale": gamma}
+        res = csp_benchmark(gen, splits.val, n_samples=1, limit=args.limit, progress=False, guidance_scale=w,
+                            num_steps=steps, template_t=t0 or None, **guide)
+        m = res["metrics"]
+        rows.append({"template_t": t0, "guidance_scale": w, "num_steps": steps, "property_guide_scale": gamma,
+                     "match_rate_pct": m["match_rate_pct"], "rmse": m["rmse"],
+                     "n_comparable_predictions": m["n_comparable_predictions"], "n_targets": m["n_targets"],
+                     "templates": res.get("templates"), "seconds": time.perf_counter() - t_start})
+        print({k: v for k, v in rows[-1].items() if k != "templates"}, flush=True)
     best = max(rows, key=lambda r: (r["match_rate_pct"], -(r["rmse"] or 1e9)))
+    ck = [args.checkpoint] + ([args.property_guide] if args.property_guide else [])
     write_result({"checkpoint": args.checkpoint, "split": f"{splits.val.name}/{splits.val.split}",
+                  "property_guide": args.property_guide,
                   "note": "sampler settings chosen on the held-out slice; the test split is run once with the best",
-                  "rows": rows, "best": best}, args.out, generator=gen, checkpoint=args.checkpoint)
+                  "rows": rows, "best": best}, args.out, generator=gen, checkpoint=ck)
     print("best:", best)
     return 0
 
