@@ -81,6 +81,9 @@ fi
 if want guidance; then  # property guidance (issue 15): the noise-aware predictor for Perov-5's processes
   run $PY -m tgdmat.guidance --checkpoint $CK/perov_5_csp_long_text_facts.pt --epochs 60 --threads 1 \
     --out $CK/noisy_property_perov_5.pt --result results/noisy_property_perov_5.json
+  run $PY benchmarks/bench_sampler_holdout.py --checkpoint $CK/perov_5_csp_long_text_facts.pt --guidance 3 --steps 100 \
+    --property-guide $CK/noisy_property_perov_5.pt --guide-scale 0 1 3 10 --threads 1 \
+    --out results/sampler_holdout_perov_5_property_guidance.json
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
