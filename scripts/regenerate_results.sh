@@ -84,6 +84,9 @@ if want guidance; then  # property guidance (issue 15): the noise-aware predicto
   run $PY benchmarks/bench_sampler_holdout.py --checkpoint $CK/perov_5_csp_long_text_facts.pt --guidance 3 --steps 100 \
     --property-guide $CK/noisy_property_perov_5.pt --guide-scale 0 1 3 10 --threads 1 \
     --out results/sampler_holdout_perov_5_property_guidance.json
+  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_text_facts.pt --split test --guidance 3 \
+    --property-guide $CK/noisy_property_perov_5.pt --guide-scale 10 --threads 1 \
+    --out results/csp_perov_5_long_text_facts_w3_guided10.json
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
