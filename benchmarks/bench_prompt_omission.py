@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     from tgdmat.benchmark import csp_benchmark, write_result
     from tgdmat.data import load_dataset, load_splits
     from tgdmat.sample import from_pretrained
-    from tgdmat.text.prompts import structure_facts
+    from tgdmat.conditioning import split_facts
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True)
@@ -85,8 +85,7 @@ def main(argv=None) -> int:
         ds = load_splits(name, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.seed).val
     if args.limit is not None:
         ds = ds.subset(range(min(args.limit, len(ds))))
-    facts = [structure_facts(ds.structure(i), {k: float(v[i]) for k, v in ds.properties.items()}, name)
-             for i in range(len(ds))]
+    facts = split_facts(ds, progress=False)
     conditions = args.conditions or conditions_for(name)
     rows = []
     for cond in conditions:

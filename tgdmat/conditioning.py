@@ -295,6 +295,18 @@ class PromptTable:
         return emb, facts
 
 
+def split_facts(dataset, progress: bool = True) -> list:
+    """The :class:`tgdmat.text.facts.PromptFacts` of every crystal of ``dataset`` (symmetry + properties)."""
+    from tqdm.auto import tqdm
+
+    from tgdmat.text.prompts import structure_facts
+
+    name = dataset.name
+    return [structure_facts(dataset.structure(i), {k: float(v[i]) for k, v in dataset.properties.items()}, name)
+            for i in tqdm(range(len(dataset)), desc=f"symmetry of {name}/{dataset.split}", disable=not progress,
+                          leave=False)]
+
+
 def build_prompts(dataset, kind: str = "short", variants: int = 1, seed: int = 0, progress: bool = True):
     """Prompts for every crystal of ``dataset`` (a :class:`tgdmat.data.CrystalDataset`).
 
@@ -305,18 +317,13 @@ def build_prompts(dataset, kind: str = "short", variants: int = 1, seed: int = 0
 
     Returns ``(prompts [V][n], fallbacks)``.
     """
-    from tqdm.auto import tqdm
-
-    from tgdmat.text.prompts import prompt_from_facts, structure_facts
+    from tgdmat.text.prompts import prompt_from_facts
 
     name = dataset.name
     n = len(dataset)
     if kind == "none":
         return [[""] * n], []
-    facts = [
-        structure_facts(dataset.structure(i), {k: float(v[i]) for k, v in dataset.properties.items()}, name)
-        for i in tqdm(range(n), desc=f"symmetry of {name}/{dataset.split}", disable=not progress, leave=False)
-    ]
+    facts = split_facts(dataset, progress)
     if kind == "short":
         if variants == 1:
             return [[prompt_from_facts(f, name) for f in facts]], []
@@ -399,15 +406,11 @@ def _augmented_table(dataset, model_cfg, encoder, variants: int, seed: int, prog
     """Training prompts with attribute dropout and paraphrases (``ModelConfig.attribute_dropout``,
     ``paraphrase``): ``variants`` seeded draws per crystal; the facts of each are exactly the kept
     sentences' (:func:`tgdmat.text.prompts.facts_subset`), never re-parsed."""
-    from tqdm.auto import tqdm
-
     from tgdmat.text import encode_cached, get_encoder
-    from tgdmat.text.prompts import augmented_prompt, facts_subset, structure_facts
+    from tgdmat.text.prompts import augmented_prompt, facts_subset
 
     name = dataset.name
-    base = [structure_facts(dataset.structure(i), {k: float(v[i]) for k, v in dataset.properties.items()}, name)
-            for i in tqdm(range(len(dataset)), desc=f"symmetry of {name}/{dataset.split}", disable=not progress,
-                          leave=False)]
+    base = split_facts(dataset, progress)
     rng = np.random.default_rng(seed)
     prompts, facts, null = [], [], torch.zeros(variants, len(dataset), dtype=torch.bool)
     for v in range(variants):
