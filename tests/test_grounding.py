@@ -1,16 +1,14 @@
 """Per-atom grounding of long prompts (issue 22): site vectors, sentence memory, the grounded denoiser."""
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pytest
 import torch
+from fakes import HashEncoder
 
 from tgdmat.conditioning import GroundingTable, SiteEncoder, build_grounding, sentence_embeddings_for
 from tgdmat.config import ConfigError, ModelConfig
 from tgdmat.denoiser import Condition, CSPDenoiser, DenoiserConfig
-from tgdmat.text.encoders import TextEncoder
 from tgdmat.text.site_vectors import (
     MASK_SLICE,
     SHAPES,
@@ -66,24 +64,10 @@ def test_permuting_atoms_permutes_their_vectors():
     assert not np.array_equal(a[0], a[1])
 
 
-class HashEncoder(TextEncoder):
-    """A deterministic stand-in for the sentence encoder (no weights); counts what it encodes."""
-
-    def __init__(self, dim: int = 6):
-        super().__init__()
-        self.name, self.dim, self.trainable = "hash-test", dim, False
-        self.encoded: list[str] = []
-
-    def forward(self, texts):
-        self.encoded.extend(texts)
-        return torch.stack([torch.tensor([b / 255 for b in hashlib.sha256(t.encode()).digest()[: self.dim]])
-                            for t in texts])
-
-
 def test_a_long_description_reaches_the_model_whole(tmp_path, monkeypatch):
     monkeypatch.setenv("TGDMAT_CACHE", str(tmp_path))
     long_text = " ".join([SRTIO3] * 6)               # ~6× MiniLM's 256-token window
-    enc = HashEncoder()
+    enc = HashEncoder(dim=6)
     bank, index, counts = sentence_embeddings_for([long_text, SRTIO3], enc)
     n = len(split_description(long_text))
     assert counts == [n, len(split_description(SRTIO3))] and n > 20
@@ -99,7 +83,7 @@ def test_grounding_table_lookup_follows_the_batch_order():
         def __len__(self):
             return 2
 
-    enc = HashEncoder()
+    enc = HashEncoder(dim=6)
     table = build_grounding(DS(), [SRTIO3, "Ti(1) is bonded to six equivalent O(1) atoms."], "sites+attention", enc)
     assert isinstance(table, GroundingTable) and table.atom_vectors.shape == (10, SITE_VECTOR_DIM)
     atoms, sent, mask = table.lookup(torch.tensor([1, 0]))

@@ -114,3 +114,18 @@ def test_a_committed_csp_number_is_reproduced_exactly():
     # batched when they were first encoded (padding changes the matrix shapes), so the RMSE
     # agrees to float32 precision rather than bit for bit
     assert again["metrics"]["rmse"] == pytest.approx(res["metrics"]["rmse"], rel=1e-4)
+
+
+def test_source_note_names_command_commit_and_checkpoint_hash():
+    from tgdmat.provenance import source_note
+
+    path = RESULTS / "csp_perov_5_long_text_facts_w3.json"
+    res = _load(path)
+    note = source_note(path)
+    ckpt = next(i for i in res["inputs"] if i["path"].endswith(".pt"))
+    assert note.startswith(f"Source: `results/{path.name}`")
+    assert res["command"] in note and res["commit"][:10] in note and ckpt["sha256"][:12] in note
+    assert "uncommitted" not in note and "older provenance" not in note
+    legacy = source_note({"command": "python x.py", "commit": "abc+dirty"}, names=["x.json"])
+    assert "uncommitted changes" in legacy and "older provenance block" in legacy
+    assert source_note(res, res).count("Source:") == 2

@@ -14,6 +14,7 @@ from tgdmat.paths import data_dir
 from tgdmat.text import encode_cached, get_encoder
 from tgdmat.text import cache as cache_mod
 from tgdmat.text.cache import EmbeddingCache, text_digest
+from fakes import HashEncoder
 from tgdmat.text.encoders import EncoderUnavailableError, TextEncoder, matscibert_normalizer
 
 SHORT = [
@@ -160,25 +161,8 @@ def test_matscibert_normalizer_keeps_our_text():
 
 
 # ----------------------------------------------------------------------------- cache
-class CountingEncoder(TextEncoder):
-    """A tiny deterministic stand-in that counts what it is asked to encode."""
-
-    def __init__(self, dim: int = 8):
-        super().__init__()
-        self.name, self.dim, self.trainable = "counting", dim, False
-        self.encoded: list[str] = []
-
-    def forward(self, texts):
-        self.encoded.extend(texts)
-        rows = []
-        for t in texts:
-            h = hashlib.sha256(t.encode()).digest()
-            rows.append(torch.tensor([b / 255 for b in h[: self.dim]]))
-        return torch.stack(rows)
-
-
 def test_cache_hits_encode_nothing(tmp_path):
-    enc = CountingEncoder()
+    enc = HashEncoder(name="counting")
     cache = EmbeddingCache(enc.cache_id, root=tmp_path)
     texts = ["a", "b", "a", "c"]
     first = encode_cached(enc, texts, cache=cache)
@@ -200,7 +184,7 @@ def test_cache_hits_encode_nothing(tmp_path):
 def test_cache_default_location_and_keys(tmp_path, monkeypatch):
     monkeypatch.setenv("TGDMAT_CACHE", str(tmp_path))
     monkeypatch.setattr(cache_mod, "_CACHES", {})
-    enc = CountingEncoder()
+    enc = HashEncoder(name="counting")
     encode_cached(enc, ["x", "y"])
     shards = list((tmp_path / "text" / enc.cache_id).glob("shard-*.safetensors"))
     assert len(shards) == 1
@@ -214,7 +198,7 @@ def test_cache_default_location_and_keys(tmp_path, monkeypatch):
 
 def test_cache_compacts_and_rejects_bad_shards(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_mod, "MAX_SHARDS", 2)
-    enc = CountingEncoder()
+    enc = HashEncoder(name="counting")
     cache = EmbeddingCache(enc.cache_id, root=tmp_path)
     for t in ["p", "q", "r", "s"]:
         encode_cached(enc, [t], cache=cache)

@@ -210,3 +210,37 @@ def _json_default(obj):
     if isinstance(obj, Path):
         return str(obj)
     return str(obj)
+
+
+def source_note(*results, names=None) -> str:
+    """One Markdown line per result saying where a table's or figure's numbers come from.
+
+    Each result (a dict read from ``results/``, or the path of one) gives: its file, the command
+    that re-makes it, its commit (flagged when made from uncommitted changes, or when the result
+    predates this module), and every checkpoint it used with the start of its sha256. Notebooks
+    show it under each table and figure, so a reader can re-run and cite the exact numbers.
+
+    Args:
+        results: dicts or paths of result files.
+        names: the file names to show for dict results (default: ``results/<name>`` unknown → omitted).
+    """
+    lines = []
+    for k, res in enumerate(results):
+        name = None
+        if isinstance(res, (str, os.PathLike)):
+            name = Path(res).name
+            res = json.loads(Path(res).read_text())
+        elif names is not None:
+            name = names[k]
+        commit = str(res.get("commit") or "unknown")
+        short = commit[:10] + (" (made from uncommitted changes)" if commit.endswith("+dirty") else "")
+        parts = [f"`results/{name}`"] if name else []
+        parts.append(f"made by `{res.get('command', '?')}`")
+        parts.append(f"at commit `{short}`")
+        if res.get("provenance_format", 1) < PROVENANCE_FORMAT:
+            parts.append("(older provenance block: no checkpoint hashes)")
+        for inp in res.get("inputs", []) or []:
+            if isinstance(inp, dict) and str(inp.get("path", "")).endswith(".pt"):
+                parts.append(f"checkpoint `{Path(inp['path']).name}` (sha256 `{str(inp.get('sha256', ''))[:12]}…`)")
+        lines.append("Source: " + " · ".join(parts) + ".")
+    return "\n\n".join(lines)
