@@ -280,3 +280,27 @@ def test_ordered_site_eq_agrees_with_pymatgen():
     for b in (a, same, swapped, other_cell, fewer):
         assert _ordered_site_eq(a, b) == SiteOrderedIStructure.__eq__(a, b)
     assert _ordered_site_eq(a, same) and not _ordered_site_eq(a, swapped)
+
+
+def test_an_interrupted_encoding_keeps_its_finished_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(cache_mod, "CHUNK", 2)
+    enc = HashEncoder(name="counting")
+    calls = {"n": 0}
+    real = enc.forward
+
+    def failing(texts):
+        calls["n"] += 1
+        if calls["n"] == 3:                      # the third chunk dies (a killed run)
+            raise KeyboardInterrupt
+        return real(texts)
+
+    monkeypatch.setattr(enc, "forward", failing)
+    cache = EmbeddingCache(enc.cache_id, root=tmp_path)
+    texts = [f"t{i}" for i in range(6)]
+    with pytest.raises(KeyboardInterrupt):
+        cache_mod.encode_cached(enc, texts, cache=cache, progress=False)
+    assert len(EmbeddingCache(enc.cache_id, root=tmp_path)) == 4      # two chunks were stored
+    monkeypatch.setattr(enc, "forward", real)
+    enc.encoded.clear()
+    out = cache_mod.encode_cached(enc, texts, cache=EmbeddingCache(enc.cache_id, root=tmp_path), progress=False)
+    assert enc.encoded == ["t4", "t5"] and out.shape == (6, 8)          # only the lost chunk again

@@ -159,8 +159,12 @@ def cache_for(encoder, root: str | os.PathLike | None = None) -> EmbeddingCache:
     return _CACHES[key]
 
 
+#: texts encoded between two cache writes: a killed run keeps every finished chunk
+CHUNK = 4096
+
+
 def encode_cached(encoder, texts: Sequence[str], batch_size: int = 32,
-                  cache: EmbeddingCache | None = None) -> torch.Tensor:
+                  cache: EmbeddingCache | None = None, progress: bool | None = None) -> torch.Tensor:
     """Embeddings ``[len(texts), encoder.dim]`` (float32, CPU), encoding only texts not cached.
 
     Args:
@@ -169,6 +173,9 @@ def encode_cached(encoder, texts: Sequence[str], batch_size: int = 32,
         batch_size: encoder batch size for the misses.
         cache: where to look/store (default: ``cache_for(encoder)`` under
             ``tgdmat.paths.cache_dir("text", ...)``).
+        progress: a progress bar over the texts to encode (default: when there are more than one
+            chunk of them). Misses are encoded and stored :data:`CHUNK` at a time, so an
+            interrupted run resumes where it stopped.
 
     Raises:
         ValueError: the encoder is trainable (its embeddings change while it trains).
@@ -187,11 +194,24 @@ def encode_cached(encoder, texts: Sequence[str], batch_size: int = 32,
         if d not in missing and cache.get(d) is None:
             missing[d] = t
     if missing:
-        emb = encoder.encode(list(missing.values()), batch_size=batch_size)
-        if emb.shape != (len(missing), encoder.dim):
-            raise ValueError(f"encoder {encoder.name!r} returned {tuple(emb.shape)} for "
-                             f"{len(missing)} texts; expected [{len(missing)}, {encoder.dim}]")
-        cache.put(list(missing), emb)
+        keys, todo = list(missing), list(missing.values())
+        show = len(todo) > CHUNK if progress is None else progress
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(todo), desc=f"encoding with {encoder.name}", unit="text")
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start:start + CHUNK]
+            emb = encoder.encode(chunk, batch_size=batch_size)
+            if emb.shape != (len(chunk), encoder.dim):
+                raise ValueError(f"encoder {encoder.name!r} returned {tuple(emb.shape)} for "
+                                 f"{len(chunk)} texts; expected [{len(chunk)}, {encoder.dim}]")
+            cache.put(keys[start:start + CHUNK], emb)
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
     cache.last_misses = len(missing)
     cache.last_hits = len(texts) - sum(1 for d in digests if d in missing)
     if not texts:
