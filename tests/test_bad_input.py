@@ -278,3 +278,22 @@ def test_6_every_verb_takes_threads():
         assert "--threads" in verbs[verb]._option_string_actions, verb
     assert "--threads" in eval_parser()._option_string_actions
     assert "--skip-bad" in eval_parser()._option_string_actions
+
+
+def test_data_root_option_points_every_verb_at_a_folder_and_refuses_a_wrong_one(tmp_path, monkeypatch, capsys):
+    from tgdmat.cli.main import _take_data_root, main
+    from tgdmat.paths import data_dir
+
+    monkeypatch.delenv("TGDMAT_DATA", raising=False)
+    root = tmp_path / "mydata"
+    (root / "perov_5").mkdir(parents=True)
+    assert _take_data_root(["--data-root", str(root), "csp", "--help"]) == ["csp", "--help"]
+    assert data_dir() == root.resolve()
+    monkeypatch.delenv("TGDMAT_DATA")
+    assert _take_data_root([f"--data-root={root}", "train"]) == ["train"] and data_dir() == root.resolve()
+    monkeypatch.delenv("TGDMAT_DATA")
+    for bad, words in [(tmp_path / "missing", "no such folder"), (tmp_path, "holds none of")]:
+        assert main(["--data-root", str(bad), "csp", "--checkpoint", "x.pt"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --data-root") and words in err and len(err.splitlines()) == 1
+    assert "TGDMAT_DATA" not in os.environ

@@ -150,6 +150,9 @@ def _evaluate(argv) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tgdmat", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data-root", metavar="DIR",
+                   help="folder with <dataset>/{val,test}.csv.gz and text/ (default: the repository's data/, "
+                        "or $TGDMAT_DATA); give it before the verb: python -m tgdmat --data-root DIR train …")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model (checkpoints and logs in --out; resumes if present)")
@@ -273,6 +276,29 @@ def expected_errors() -> tuple[type[BaseException], ...]:
             EncoderUnavailableError, FileNotFoundError, ValueError)
 
 
+def _take_data_root(argv: list[str]) -> list[str]:
+    """Apply a leading ``--data-root DIR`` (or ``--data-root=DIR``): it sets ``TGDMAT_DATA`` for this
+    process; a folder that does not exist or holds no data set is refused by name."""
+    import os
+    from pathlib import Path
+
+    if not argv or not argv[0].startswith("--data-root"):
+        return argv
+    if argv[0].startswith("--data-root="):
+        root, rest = argv[0].split("=", 1)[1], argv[1:]
+    elif len(argv) > 1:
+        root, rest = argv[1], argv[2:]
+    else:
+        raise ValueError("option --data-root needs a folder: python -m tgdmat --data-root DIR <verb> …")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"--data-root {root}: no such folder")
+    if not any((path / d).is_dir() for d in ("perov_5", "carbon_24", "mp_20")):
+        raise ValueError(f"--data-root {root}: holds none of perov_5/, carbon_24/, mp_20/ (see data/README.md)")
+    os.environ["TGDMAT_DATA"] = str(path.resolve())
+    return rest
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one verb; an expected error is printed as one line on stderr with exit status 2.
 
@@ -285,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     if not debug:
         warnings.showwarning = lambda message, category, *a, **k: print(f"warning: {message}", file=sys.stderr)
     try:
+        argv = _take_data_root(argv)
         if argv and argv[0] == "evaluate":
             return _evaluate(argv[1:])
         args = build_parser().parse_args(argv)
