@@ -15,9 +15,19 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import torch
+
+
+def _step_lr(text: str) -> float | None:
+    if text == "default":
+        return None
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"--step-lr must be >= 0 or 'default', got {text!r}")
+    return value
 
 
 def main(argv=None) -> int:
@@ -35,6 +45,11 @@ def main(argv=None) -> int:
                     help="noise-aware property predictor (python -m tgdmat.guidance) for property guidance")
     ap.add_argument("--guide-scale", type=float, nargs="+", default=[0.0],
                     help="property-guidance strengths to try (0: unguided; needs --property-guide otherwise)")
+    ap.add_argument("--step-lr", type=_step_lr, nargs="+", default=[None], metavar="LR",
+                    help="Langevin corrector step sizes at sigma_1 to try ('default': the data set's)")
+    ap.add_argument("--lattice-eta", type=float, nargs="+", default=[1.0],
+                    help="lattice reverse-step noise scales to try (1: DDPM ancestral, 0: deterministic)")
+    ap.add_argument("--no-corrector", action="store_true", help="predictor only (one network evaluation per step)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N held-out crystals")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", required=True)
@@ -48,14 +63,19 @@ def main(argv=None) -> int:
     if any(g != 0 for g in args.guide_scale) and not args.property_guide:
         ap.error("--guide-scale other than 0 needs --property-guide")
     rows = []
-    for t0, steps, w, gamma in ((a, b, c, d) for a in args.template_t for b in args.steps for c in args.guidance
-                                for d in args.guide_scale):
+    grid = itertools.product(args.template_t, args.steps, args.guidance, args.guide_scale, args.step_lr,
+                             args.lattice_eta)
+    for t0, steps, w, gamma, lr, eta in grid:
         t_start = time.perf_counter()
         guide = {} if not gamma else {"property_guide": args.property_guide, "guide_scale": gamma}
         res = csp_benchmark(gen, splits.val, n_samples=1, limit=args.limit, progress=False, guidance_scale=w,
-                            num_steps=steps, template_t=t0 or None, **guide)
+                            num_steps=steps, template_t=t0 or None, step_lr=lr, lattice_eta=eta,
+                            corrector=not args.no_corrector, **guide)
         m = res["metrics"]
         rows.append({"template_t": t0, "guidance_scale": w, "num_steps": steps, "property_guide_scale": gamma,
+                     "step_lr": res["sampling"].get("step_lr_used", lr), "lattice_eta": eta,
+                     "corrector": not args.no_corrector,
+                     "network_evaluations": steps * (2 if not args.no_corrector else 1) * (2 if w != 1 else 1),
                      "match_rate_pct": m["match_rate_pct"], "rmse": m["rmse"],
                      "n_comparable_predictions": m["n_comparable_predictions"], "n_targets": m["n_targets"],
                      "templates": res.get("templates"), "seconds": time.perf_counter() - t_start})
