@@ -233,10 +233,10 @@ def source_note(*results, names=None) -> str:
         elif names is not None:
             name = names[k]
         commit = str(res.get("commit") or "unknown")
-        short = commit[:10] + (" (made from uncommitted changes)" if commit.endswith("+dirty") else "")
+        dirty = " (made from uncommitted changes)" if commit.endswith("+dirty") else ""
         parts = [f"`results/{name}`"] if name else []
         parts.append(f"made by `{res.get('command', '?')}`")
-        parts.append(f"at commit `{short}`")
+        parts.append(f"at commit `{commit[:10]}`{dirty}")
         if res.get("provenance_format", 1) < PROVENANCE_FORMAT:
             parts.append("(older provenance block: no checkpoint hashes)")
         for inp in res.get("inputs", []) or []:
