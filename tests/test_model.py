@@ -235,3 +235,19 @@ def test_training_logs_a_held_out_match_rate(small_splits, tmp_path):
     rate = result.history[-1]["holdout_match_rate_pct"]
     assert rate in (0.0, 25.0, 50.0, 75.0, 100.0)  # 4 held-out crystals, one draw each
     assert "holdout_match_rate_pct" in (tmp_path / "run" / "log.csv").read_text().splitlines()[0]
+
+
+def test_cli_selection_result_names_the_regressor_that_chose(tmp_path):
+    import json
+
+    from tgdmat.cli.main import main
+    from tgdmat.paths import results_dir, sha256_file
+
+    out = tmp_path / "sel.json"
+    ck = results_dir() / "checkpoints" / "perov_5_csp_quick.pt"
+    assert main(["csp", "--checkpoint", str(ck), "--split", "test", "--limit", "2", "--steps", "2",
+                 "--select-from", "2", "--threads", "1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    reg = results_dir() / "checkpoints" / "regressor_perov_5.pt"
+    assert res["draws_per_target"] == 2
+    assert {i["path"].split("/")[-1]: i["sha256"] for i in res["inputs"]}["regressor_perov_5.pt"] == sha256_file(reg)

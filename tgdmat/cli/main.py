@@ -116,6 +116,10 @@ def _csp(args) -> int:
                            property_guide=args.property_guide, guide_scale=args.guide_scale,
                            **_sample_overrides(args))
     inputs = [args.checkpoint] + ([args.property_guide] if args.property_guide else [])
+    if args.select_from > 1 and args.predictor == "ours":  # the regressor that chose among the draws
+        from tgdmat.paths import results_dir
+
+        inputs.append(results_dir() / "checkpoints" / f"regressor_{gen.config.model.dataset}.pt")
     write_result(result, args.out, generator=gen, checkpoint=inputs)
     m = result["metrics"]
     how = (f"1 of {args.select_from} draws returned ({args.predictor})" if args.select_from > 1
