@@ -133,18 +133,10 @@ def main() -> None:
                   f"{r['forward_s']:>7.3f} {r['backward_s']:>7.3f} {r['train_step_s']:>7.3f} "
                   f"{r['peak_mem_inference_mib']:>12.0f} {r['peak_mem_train_mib']:>14.0f}",
                   flush=True)
-    record = dict(
-        command=" ".join([Path(sys.executable).name, *sys.argv]),
-        commit=provenance.git_commit(), seed=a.seed, threads=a.threads, repeats=a.repeats,
-        versions=dict(python=platform.python_version(), torch=torch.__version__),
-        hardware=dict(machine=platform.machine(), processor=platform.processor(),
-                      cpu_count=os.cpu_count(), loadavg_at_start=load_start,
-                      loadavg_at_end=os.getloadavg()),
-        results=rows,
-    )
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2))
+    out = provenance.write_result(
+        dict(seed=a.seed, threads=a.threads, repeats=a.repeats,
+             load=dict(loadavg_at_start=load_start, loadavg_at_end=list(os.getloadavg())), results=rows),
+        a.out)
     print(f"wrote {out}")
 
 

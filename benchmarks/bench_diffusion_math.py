@@ -136,19 +136,13 @@ def main() -> None:
     res["ms_per_call"] = {k: 1e3 * v for k, v in ms.items()}
 
     record = {
-        "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
-        "commit": provenance.git_commit(),
         "seed": args.seed,
         "config": {"crystals": B, "atoms_per_crystal": args.atoms, "threads": args.threads,
                    "repeats": args.repeats, "T": 1000},
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
-        "hardware": {"machine": platform.machine(), "cpu_count": os.cpu_count(),
-                     "loadavg_at_end": list(os.getloadavg())},
         "results": res,
     }
     print(json.dumps(res, indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    provenance.write_result(record, args.out)
     print(f"wrote {args.out}")
 
 

@@ -155,7 +155,7 @@ def main(argv=None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from tgdmat.cli.evaluate import environment_info
+    from tgdmat import provenance
 
     t0 = time.perf_counter()
     results = {
@@ -167,14 +167,11 @@ def main(argv=None) -> int:
     except OSError:
         load = None
     record = {
-        "command": " ".join(["python", os.path.relpath(__file__, ROOT),
-                             *(argv if argv is not None else sys.argv[1:])]),
         "seed": args.seed,
         "config": vars(args),
         "load_average_at_end": load,
         "results": results,
         "total_wall_s": round(time.perf_counter() - t0, 1),
-        **environment_info(),
     }
     for name, res in results.items():
         print(f"== {name} (n={res['n']}, mean atoms {res['mean_atoms']:.1f}); seconds per 1,000 crystals")
@@ -185,8 +182,7 @@ def main(argv=None) -> int:
             elif k.endswith("per_1k"):
                 print(f"  {k:34s} wall {v:9.2f}")
     print(f"load average {load}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    provenance.write_result(record, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -53,7 +53,9 @@ def test_current_results_are_rerunnable_from_a_clean_commit(path):
     res = _load(path)
     assert re.fullmatch(r"[0-9a-f]{40}", res["commit"]), f"{path.name}: commit {res['commit']!r} is not clean"
     cmd = res["command"]
-    assert cmd.startswith(("python -m tgdmat", "python benchmarks/", "python scripts/")), cmd
+    # "python tgdmat/<pkg>/<module>.py" is how results made before provenance learnt nested modules
+    # spell "python -m tgdmat.<pkg>.<module>"; both re-run the same code.
+    assert cmd.startswith(("python -m tgdmat", "python benchmarks/", "python scripts/", "python tgdmat/")), cmd
     assert not re.search(r"(^|\s|=)/(work|tmp|home|root)/", cmd), f"{path.name}: absolute path in {cmd!r}"
     for item in res.get("inputs", []):
         assert not Path(item["path"]).is_absolute(), item
@@ -129,3 +131,15 @@ def test_source_note_names_command_commit_and_checkpoint_hash():
     legacy = source_note({"command": "python x.py", "commit": "abc+dirty"}, names=["x.json"])
     assert "uncommitted changes" in legacy and "older provenance block" in legacy
     assert source_note(res, res).count("Source:") == 2
+
+
+def test_command_line_names_nested_modules_with_dash_m():
+    from tgdmat import provenance
+
+    pkg = Path(provenance.__file__).resolve().parent
+    assert provenance.command_line([str(pkg / "__main__.py"), "csp"]) == "python -m tgdmat csp"
+    assert (provenance.command_line([str(pkg / "predictors" / "regressor.py"), "--dataset", "perov_5"])
+            == "python -m tgdmat.predictors.regressor --dataset perov_5")
+    assert provenance.command_line([str(pkg.parent / "benchmarks" / "bench_data.py")]) == "python benchmarks/bench_data.py"
+    with pytest.raises(ValueError, match="re-runnable"):
+        provenance.command_line(["-c", "x"])

@@ -116,8 +116,11 @@ def command_line(argv: list[str] | None = None) -> str:
     package = Path(__file__).resolve().parent
     head = Path(argv[0]) if Path(argv[0]).is_absolute() else REPO_ROOT / argv[0]
     head = head.resolve()
-    if head.parent == package and head.suffix == ".py":  # python -m tgdmat / python -m tgdmat.<module>
-        prog = ["python", "-m", "tgdmat" if head.stem == "__main__" else f"tgdmat.{head.stem}"]
+    if head.suffix == ".py" and head.is_relative_to(package):  # python -m tgdmat / -m tgdmat.<pkg>.<module>
+        parts = ["tgdmat", *head.relative_to(package).with_suffix("").parts]
+        if parts[-1] == "__main__":
+            parts.pop()
+        prog = ["python", "-m", ".".join(parts)]
     else:
         prog = ["python", relative(head)]
     import shlex
