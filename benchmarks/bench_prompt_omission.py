@@ -95,9 +95,10 @@ def main(argv=None) -> int:
                             num_steps=args.steps, seed=args.seed)
         m = res["metrics"]
         rows.append({"condition": cond, "match_rate_pct": m["match_rate_pct"], "rmse": m["rmse"],
+                     "rms_distribution": m.get("rms_distribution"),
                      "n_targets": m["n_targets"], "example_prompt": None if prompts is None else prompts[0],
                      "seconds": round(time.perf_counter() - t0, 1)})
-        print({k: v for k, v in rows[-1].items() if k != "example_prompt"}, flush=True)
+        print({k: v for k, v in rows[-1].items() if k not in ("example_prompt", "rms_distribution")}, flush=True)
         sampling = res["sampling"]
     write_result({"task": "csp", "dataset": name, "split": ds.split, "checkpoint": args.checkpoint,
                   "n_targets": len(ds), "draws_per_target": 1, "sampling": sampling,

@@ -77,9 +77,10 @@ def main(argv=None) -> int:
                      "corrector": not args.no_corrector,
                      "network_evaluations": steps * (2 if not args.no_corrector else 1) * (2 if w != 1 else 1),
                      "match_rate_pct": m["match_rate_pct"], "rmse": m["rmse"],
+                     "rms_distribution": m.get("rms_distribution"),
                      "n_comparable_predictions": m["n_comparable_predictions"], "n_targets": m["n_targets"],
                      "templates": res.get("templates"), "seconds": time.perf_counter() - t_start})
-        print({k: v for k, v in rows[-1].items() if k != "templates"}, flush=True)
+        print({k: v for k, v in rows[-1].items() if k not in ("templates", "rms_distribution")}, flush=True)
     best = max(rows, key=lambda r: (r["match_rate_pct"], -(r["rmse"] or 1e9)))
     ck = [args.checkpoint] + ([args.property_guide] if args.property_guide else [])
     write_result({"checkpoint": args.checkpoint, "split": f"{splits.val.name}/{splits.val.split}",

@@ -389,3 +389,19 @@ def test_evaluate_command_writes_metrics_json(tmp_path):
     assert csp["match_rate_pct"] == pytest.approx(100 / 3) and csp["rmse"] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(SystemExit):
         main([str(tmp_path / "missing.json"), *common])
+
+
+def test_rms_distribution_quantiles_and_tight_match_rates():
+    from tgdmat.metrics.csp import rms_distribution
+
+    d = rms_distribution([0.0, 0.015, 0.3, 0.04], n_targets=8)
+    assert d["p50"] == pytest.approx(0.0275)
+    assert d["p10"] == pytest.approx(0.0045)
+    # percentages of all 8 targets (misses included) matched at RMS <= r
+    assert d["pct_targets_within"] == {"0.01": 12.5, "0.02": 25.0, "0.05": 37.5, "0.1": 37.5, "0.2": 37.5}
+    empty = rms_distribution([], n_targets=3)
+    assert empty["p50"] is None and empty["pct_targets_within"]["0.2"] == 0.0
+    # evaluate_csp carries it: one exact hit of two targets
+    t1, t2 = triclinic(0), perovskite()
+    out = metrics.evaluate_csp([rotated_permuted_translated(t1), None], [t1, t2], progress=False, workers=1)
+    assert out["rms_distribution"]["pct_targets_within"]["0.01"] == pytest.approx(50.0)
