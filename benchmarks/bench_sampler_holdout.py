@@ -49,6 +49,8 @@ def main(argv=None) -> int:
                     help="Langevin corrector step sizes at sigma_1 to try ('default': the data set's)")
     ap.add_argument("--lattice-eta", type=float, nargs="+", default=[1.0],
                     help="lattice reverse-step noise scales to try (1: DDPM ancestral, 0: deterministic)")
+    ap.add_argument("--time-spacing", nargs="+", default=["uniform"], choices=["uniform", "quadratic"],
+                    help="how the steps are spread over the chain (quadratic: short steps near t = 0)")
     ap.add_argument("--no-corrector", action="store_true", help="predictor only (one network evaluation per step)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N held-out crystals")
     ap.add_argument("--threads", type=int, default=None)
@@ -64,17 +66,17 @@ def main(argv=None) -> int:
         ap.error("--guide-scale other than 0 needs --property-guide")
     rows = []
     grid = itertools.product(args.template_t, args.steps, args.guidance, args.guide_scale, args.step_lr,
-                             args.lattice_eta)
-    for t0, steps, w, gamma, lr, eta in grid:
+                             args.lattice_eta, args.time_spacing)
+    for t0, steps, w, gamma, lr, eta, spacing in grid:
         t_start = time.perf_counter()
         guide = {} if not gamma else {"property_guide": args.property_guide, "guide_scale": gamma}
         res = csp_benchmark(gen, splits.val, n_samples=1, limit=args.limit, progress=False, guidance_scale=w,
                             num_steps=steps, template_t=t0 or None, step_lr=lr, lattice_eta=eta,
-                            corrector=not args.no_corrector, **guide)
+                            time_spacing=spacing, corrector=not args.no_corrector, **guide)
         m = res["metrics"]
         rows.append({"template_t": t0, "guidance_scale": w, "num_steps": steps, "property_guide_scale": gamma,
                      "step_lr": res["sampling"].get("step_lr_used", lr), "lattice_eta": eta,
-                     "corrector": not args.no_corrector,
+                     "time_spacing": spacing, "corrector": not args.no_corrector,
                      "network_evaluations": steps * (2 if not args.no_corrector else 1) * (2 if w != 1 else 1),
                      "match_rate_pct": m["match_rate_pct"], "rmse": m["rmse"],
                      "rms_distribution": m.get("rms_distribution"),

@@ -297,3 +297,22 @@ def test_data_root_option_points_every_verb_at_a_folder_and_refuses_a_wrong_one(
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: --data-root") and words in err and len(err.splitlines()) == 1
     assert "TGDMAT_DATA" not in os.environ
+
+
+def test_time_spacing_changes_the_grid_not_the_number_of_evaluations(tmp_path):
+    gen = tiny_generator(T=12)
+    calls = []
+    gen.model.denoiser.register_forward_hook(lambda *a: calls.append(1))
+    out = {}
+    for spacing in ("uniform", "quadratic"):
+        calls.clear()
+        s = gen.sample_csp(["SrTiO3"], n_samples=1, progress=False, num_steps=5, time_spacing=spacing, seed=3)[0][0]
+        out[spacing] = (len(calls), s)
+    assert out["uniform"][0] == out["quadratic"][0] == 5 * 2  # predictor + corrector per step
+    assert not np.allclose(out["uniform"][1].frac_coords, out["quadratic"][1].frac_coords)
+    # every step: the two spacings are the same chain, bit for bit
+    a = gen.sample_csp(["SrTiO3"], n_samples=1, progress=False, num_steps=12, time_spacing="uniform", seed=3)[0][0]
+    b = gen.sample_csp(["SrTiO3"], n_samples=1, progress=False, num_steps=12, time_spacing="quadratic", seed=3)[0][0]
+    assert np.array_equal(a.frac_coords, b.frac_coords) and np.array_equal(a.lattice.matrix, b.lattice.matrix)
+    proc = cli("sample", "--checkpoint", str(CKPT), "--formula", "SrTiO3", "--time-spacing", "log", "--out", str(tmp_path))
+    assert proc.returncode == 2 and "--time-spacing" in proc.stderr

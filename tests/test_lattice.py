@@ -165,6 +165,34 @@ def test_strided_timesteps():
         strided_timesteps(10, 11)
 
 
+@pytest.mark.parametrize("k", [1, 2, 7, 50, 100, 400, 999, 1000])
+def test_quadratic_timesteps_are_k_strict_jumps_dense_near_zero(k):
+    g = strided_timesteps(1000, k, "quadratic")
+    assert len(g) == k + 1 and g[0] == 1000 and g[-1] == 0
+    assert all(a > b for a, b in zip(g, g[1:])), g
+    u = strided_timesteps(1000, k)
+    if 1 < k <= 500:
+        # the last jump (near t = 0) is shorter than the uniform grid's, the first one longer
+        assert g[-2] - g[-1] < u[-2] - u[-1] and g[0] - g[1] > u[0] - u[1]
+    # past the single steps at the start (i < k²/T) the points sit at round(T (i/k)²)
+    i = max(1, k // 2)
+    if k <= 500:
+        assert g[k - i] == round(1000 * (i / k) ** 2)
+    assert strided_timesteps(1000, 1000, "quadratic") == list(range(1000, -1, -1))
+
+
+def test_time_spacing_is_checked_and_old_configs_default_to_uniform():
+    from tgdmat.config import Config, ConfigError, SampleConfig
+
+    with pytest.raises(ValueError, match="time spacing"):
+        strided_timesteps(1000, 10, "cosine")
+    with pytest.raises(ConfigError, match="time_spacing"):
+        SampleConfig(time_spacing="log")
+    old = Config().to_json().replace(', "time_spacing": "uniform"', "")
+    assert "time_spacing" not in old
+    assert Config.from_json(old).sample.time_spacing == "uniform"
+
+
 def test_bad_inputs_raise(ddpm):
     L = torch.zeros(2, 3, 3)
     with pytest.raises(ValueError, match="s < t"):

@@ -229,6 +229,9 @@ class SampleConfig:
     """Classifier-free guidance ``w``: ``ε = ε_∅ + w (ε_c − ε_∅)``; 1 = plain conditional."""
     lattice_eta: float = 1.0
     """1 = ancestral DDPM lattice steps (the paper); 0 = DDIM (better for short strided chains)."""
+    time_spacing: str = "uniform"
+    """How a chain of ``num_steps`` < T steps is spread over ``[T, 0]``: ``"uniform"`` (evenly) or
+    ``"quadratic"`` (short steps near t = 0); :func:`tgdmat.diffusion.strided_timesteps`."""
     batch_size: int = 512
     seed: int = 0
 
@@ -240,6 +243,8 @@ class SampleConfig:
             raise ConfigError(f"{o}.corrector must be true or false, got {self.corrector!r}")
         check_float(o, "guidance_scale", self.guidance_scale, 0.0)
         check_float(o, "lattice_eta", self.lattice_eta, 0.0, 1.0)
+        if self.time_spacing not in ("uniform", "quadratic"):
+            raise ConfigError(f"{o}.time_spacing must be 'uniform' or 'quadratic', got {self.time_spacing!r}")
         check_int(o, "batch_size", self.batch_size, 1)
         check_int(o, "seed", self.seed, 0)
 

@@ -255,7 +255,8 @@ class TGDMat(nn.Module):
                   set's, :func:`tgdmat.config.step_lr_for`);
                 * ``corrector`` — a Langevin step before each predictor step (2 evaluations);
                 * ``guidance_scale`` — classifier-free guidance ``w`` (1 = conditional only);
-                * ``lattice_eta`` — 1 = ancestral DDPM lattice steps (the paper), 0 = DDIM.
+                * ``lattice_eta`` — 1 = ancestral DDPM lattice steps (the paper), 0 = DDIM;
+                * ``time_spacing`` — ``"uniform"`` or ``"quadratic"`` (short steps near t = 0).
             generator: a ``torch.Generator`` on the model's device for every random draw
                 (``settings.seed`` is the caller's to apply).
             start: template-guided sampling (:class:`TemplateStart`): instead of the prior at
@@ -307,7 +308,7 @@ class TGDMat(nn.Module):
             if self.types is not None:
                 raise ValueError("template starts are for CSP models (atom types given)")
             L, F = start.noised(self, B, N, generator, dev)
-        grid = strided_timesteps(t_top, k)  # [t_top, ..., 0]
+        grid = strided_timesteps(t_top, k, sc.time_spacing)  # [t_top, ..., 0]
         from tqdm.auto import tqdm
 
         if guide is not None and guide.scale:

@@ -53,7 +53,8 @@ def _train(args) -> int:
 def _sample_overrides(args) -> dict:
     return {k: v for k, v in {"num_steps": args.steps, "step_lr": args.step_lr, "guidance_scale": args.guidance,
                               "seed": args.seed, "batch_size": args.batch_size,
-                              "lattice_eta": args.lattice_eta}.items() if v is not None}
+                              "lattice_eta": args.lattice_eta,
+                              "time_spacing": getattr(args, "time_spacing", None)}.items() if v is not None}
 
 
 def _threads(args) -> None:
@@ -200,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--step-lr", type=float, help="Langevin corrector step size")
         q.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = none)")
         q.add_argument("--lattice-eta", type=float, help="1 = DDPM lattice steps (paper), 0 = DDIM")
+        q.add_argument("--time-spacing", choices=["uniform", "quadratic"],
+                       help="how --steps are spread over the chain (quadratic: short steps near t = 0)")
         q.add_argument("--seed", type=int)
         q.add_argument("--batch-size", type=_positive_int)
         q.add_argument("--device")

@@ -10,20 +10,40 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["as_time", "per_item", "uniform_times", "strided_timesteps"]
+__all__ = ["as_time", "per_item", "uniform_times", "strided_timesteps", "TIME_SPACINGS"]
 
 
-def strided_timesteps(num_steps: int, num_sampling_steps: int) -> list[int]:
-    """An evenly spaced decreasing time grid ``[T, …, 0]`` with ``num_sampling_steps`` jumps.
+TIME_SPACINGS = ("uniform", "quadratic")
 
-    ``strided_timesteps(1000, 1000) == [1000, 999, …, 1, 0]``; ``strided_timesteps(1000, 4) ==
-    [1000, 750, 500, 250, 0]``. Consecutive pairs ``(t, s)`` are the jumps to feed to the
-    ``reverse_step`` methods of the three diffusion processes.
+
+def strided_timesteps(num_steps: int, num_sampling_steps: int, spacing: str = "uniform") -> list[int]:
+    """A decreasing integer time grid ``[T, …, 0]`` with exactly ``num_sampling_steps`` jumps.
+
+    ``spacing="uniform"`` spaces the times evenly: ``strided_timesteps(1000, 1000) == [1000, 999,
+    …, 1, 0]``; ``strided_timesteps(1000, 4) == [1000, 750, 500, 250, 0]``.
+
+    ``spacing="quadratic"`` places time ``i`` of ``k`` at ``T (i/k)²`` (the quadratic schedule of
+    DDIM, Song et al. 2021): short jumps near ``t = 0``, where the noise is small and the geometry is
+    settled, long ones near ``T``. Where ``T (i/k)²`` would repeat an integer the grid takes single
+    steps instead, so every jump is at least 1 and there are always ``k`` of them.
+
+    Consecutive pairs ``(t, s)`` are the jumps to feed to the ``reverse_step`` methods of the three
+    diffusion processes.
     """
     if not 1 <= num_sampling_steps <= num_steps:
         raise ValueError(f"num_sampling_steps must be in [1, {num_steps}], got {num_sampling_steps}")
-    grid = torch.linspace(num_steps, 0, num_sampling_steps + 1, dtype=torch.float64).round().long()
-    return [int(v) for v in grid]
+    if spacing not in TIME_SPACINGS:
+        raise ValueError(f"time spacing must be one of {TIME_SPACINGS}, got {spacing!r}")
+    k = num_sampling_steps
+    if spacing == "uniform":
+        grid = torch.linspace(num_steps, 0, k + 1, dtype=torch.float64).round().long()
+        return [int(v) for v in grid]
+    up = [0]  # increasing: 0 = t_0 < t_1 < … < t_k = T
+    for i in range(1, k + 1):
+        want = round(num_steps * (i / k) ** 2)
+        # at least one step above the last time, and room left for the remaining k - i jumps
+        up.append(min(max(want, up[-1] + 1), num_steps - (k - i)))
+    return up[::-1]
 
 
 def as_time(t: int | Tensor, num_steps: int, name: str, device: torch.device,
