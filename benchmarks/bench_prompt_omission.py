@@ -92,7 +92,7 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         prompts = prompts_for(cond, facts, name, args.seed)
         res = csp_benchmark(gen, ds, n_samples=1, progress=False, prompts=prompts, guidance_scale=args.guidance,
-                            num_steps=args.steps, seed=args.seed)
+                            num_steps=args.steps, seed=args.seed, unconditional=prompts is None)
         m = res["metrics"]
         rows.append({"condition": cond, "match_rate_pct": m["match_rate_pct"], "rmse": m["rmse"],
                      "rms_distribution": m.get("rms_distribution"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,8 @@ from tgdmat.config import Config, SampleConfig, TrainConfig, preset
 from tgdmat.data import Splits
 from tgdmat.denoiser import DenoiserConfig
 from tgdmat.model import TGDMat
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = DenoiserConfig(hidden_dim=32, num_layers=2, num_freqs=8, time_dim=16, cond_proj_dim=16)
 
@@ -227,6 +230,34 @@ def test_csp_benchmark_returns_one_of_k_draws(trained, perov_test):
     assert plain["draws_per_target"] == 1 and "selection" not in plain
     with pytest.raises(ValueError, match="n_samples=1"):
         csp_benchmark(gen, perov_test, n_samples=2, select_from=2, limit=2, progress=False)
+
+
+def test_csp_benchmark_unconditional_passes_no_prompt_and_omission_none_uses_it(trained, perov_test, monkeypatch):
+    import importlib.util
+
+    from tgdmat.benchmark import csp_benchmark
+
+    gen = tgdmat.from_pretrained(trained["csp"], device="cpu")
+    seen = []
+    real = gen.sample_csp
+
+    def spy(targets, prompts=None, **kw):
+        seen.append(prompts)
+        return real(targets, prompts=prompts, **kw)
+
+    monkeypatch.setattr(gen, "sample_csp", spy)
+    res = csp_benchmark(gen, perov_test, limit=2, progress=False, unconditional=True, num_steps=2)
+    assert seen[-1] is None and res["prompts"] == "none"
+    csp_benchmark(gen, perov_test, limit=2, progress=False, num_steps=2)
+    assert seen[-1] is not None and len(seen[-1]) == 2  # the split's evaluation prompts
+    with pytest.raises(ValueError, match="unconditional"):
+        csp_benchmark(gen, perov_test, limit=2, progress=False, unconditional=True, prompts=["a", "b"])
+    # the omission benchmark's "none" condition is the null prompt, not the template
+    spec = importlib.util.spec_from_file_location("bench_prompt_omission", ROOT / "benchmarks" / "bench_prompt_omission.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.prompts_for("none", [], "perov_5", 0) is None
+    assert "unconditional=prompts is None" in (ROOT / "benchmarks" / "bench_prompt_omission.py").read_text()
 
 
 def test_training_logs_a_held_out_match_rate(small_splits, tmp_path):

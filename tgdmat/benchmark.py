@@ -31,7 +31,7 @@ def split_prompts(dataset, kind: str) -> list[str] | None:
 def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = None, progress: bool = True,
                   select_from: int = 1, predictor="ours", template_t: int | None = None, strict: bool = False,
                   metre_targets: int | None = 200, prompts: list | None = None, property_guide=None,
-                  guide_scale: float = 1.0, **sample_overrides) -> dict:
+                  guide_scale: float = 1.0, unconditional: bool = False, **sample_overrides) -> dict:
     """CSP on ``dataset`` (a :class:`tgdmat.data.CrystalDataset`) with ``n_samples`` per target.
 
     With ``select_from = k > 1`` (only with ``n_samples = 1``), ``k`` draws are made per target
@@ -55,7 +55,9 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     target; the result carries a ``"property_guidance"`` block).
 
     ``prompts`` replaces the split's evaluation prompts (one per target, after ``limit``): the
-    omission / paraphrase probes (``benchmarks/bench_prompt_omission.py``).
+    omission / paraphrase probes (``benchmarks/bench_prompt_omission.py``). ``unconditional=True``
+    samples with no prompt at all (the null condition of classifier-free guidance); ``prompts``
+    must then be ``None``, and the result says ``"prompts": "none"``.
     """
     from tgdmat.metrics import evaluate_csp
     from tgdmat.provenance import hardware
@@ -67,7 +69,10 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     if limit is not None:
         dataset = dataset.subset(range(min(limit, len(dataset))))
     targets = dataset.structures()
-    if prompts is None:
+    if unconditional:
+        if prompts is not None:
+            raise ValueError("unconditional=True samples without prompts: do not pass prompts as well")
+    elif prompts is None:
         prompts = split_prompts(dataset, generator.config.model.prompt)
     elif len(prompts) != len(targets):
         raise ValueError(f"{len(prompts)} prompts for {len(targets)} targets")
@@ -117,6 +122,7 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         "n_targets": len(targets),
         "n_samples_per_target": n_samples,
         "draws_per_target": n_samples * select_from,
+        **({"prompts": "none"} if unconditional else {}),
         **({"selection": selection} if selection is not None else {}),
         **({"templates": templates} if templates is not None else {}),
         **({"strict": strict_block} if strict_block is not None else {}),
