@@ -2,7 +2,7 @@
 # Re-make every measured file in results/ from a clean commit, in the order they depend on each other.
 #
 #   bash scripts/regenerate_results.sh            # all of them (about 2 CPU-hours on this project's machine)
-#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | gen | carbon | long | guidance | others | regressors
+#   bash scripts/regenerate_results.sh csp        # one group: csp | select | probes | bench | gen | carbon | long | guidance | geometry | prompts | others | regressors
 #
 # Every command below is exactly what the result file records as its "command"; run it from the
 # repository root of a clean checkout (no uncommitted changes), or the files will say "+dirty".
@@ -20,7 +20,7 @@ if want csp; then
   run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_text.pt --split test --threads 1 --out results/csp_perov_5_text.json
   run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_text_facts.pt --split test --threads 1 --out results/csp_perov_5_text_facts.json
   run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_text.pt --split test --guidance 1.5 --threads 1 --out results/csp_perov_5_long_text_tuned.json
-  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_text_facts.pt --split test --guidance 3 --threads 1 --out results/csp_perov_5_long_text_facts_w3.json
+  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_text_facts.pt --split test --guidance 3 --strict --threads 1 --out results/csp_perov_5_long_text_facts_w3.json
 fi
 if want select; then
   for v in text text_facts; do
@@ -87,6 +87,32 @@ if want guidance; then  # property guidance (issue 15): the noise-aware predicto
   run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_text_facts.pt --split test --guidance 3 \
     --property-guide $CK/noisy_property_perov_5.pt --guide-scale 10 --threads 1 \
     --out results/csp_perov_5_long_text_facts_w3_guided10.json
+fi
+if want geometry; then  # where the RMSE goes (issue 15): sampler settings on the held-out slice
+  F=$CK/perov_5_csp_long_text_facts.pt
+  run $PY benchmarks/bench_sampler_holdout.py --checkpoint $F --guidance 3 --steps 100 --step-lr default 2e-6 1e-5 5e-5 \
+    --threads 1 --out results/sampler_holdout_perov_5_step_lr.json
+  run $PY benchmarks/bench_sampler_holdout.py --checkpoint $F --guidance 3 --steps 200 --no-corrector --lattice-eta 1 0 \
+    --threads 1 --out results/sampler_holdout_perov_5_predictor_only.json
+  run $PY benchmarks/bench_sampler_holdout.py --checkpoint $F --guidance 3 --steps 100 1000 --threads 1 \
+    --out results/sampler_holdout_perov_5_steps.json
+  run $PY benchmarks/bench_sampler_holdout.py --checkpoint $F --guidance 3 --steps 100 --time-spacing uniform quadratic \
+    --threads 1 --out results/sampler_holdout_perov_5_time_spacing.json
+fi
+if want prompts; then  # what each stated fact is worth (issue 16): omission / paraphrase, with and without dropout
+  run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/perov_5_csp_long_text_facts.pt --guidance 3 --limit 1000 \
+    --threads 1 --out results/omission_perov_5_text_facts.json
+  run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/carbon_24_csp_text_facts.pt --limit 1000 --threads 1 \
+    --out results/omission_carbon_24_text_facts.json
+  # the dropout model: python -m tgdmat train --dataset perov_5 --task csp --conditioning text+facts --prompt short
+  #   --attribute-dropout 0.2 --paraphrase --prompt-variants 8 --epochs 800 --batch-size 256 --lr 2e-3 --ema-decay 0.999
+  #   --warmup-steps 200 --eval-every 20 --seed 0 --threads 1 --out runs/perov_5_csp_text_facts_dropout  (best.pt → $CK)
+  D=$CK/perov_5_csp_text_facts_dropout.pt
+  run $PY benchmarks/bench_sampler_holdout.py --checkpoint $D --guidance 1 1.5 2 3 --steps 100 --threads 1 \
+    --out results/sampler_holdout_perov_5_text_facts_dropout.json
+  run $PY -m tgdmat csp --checkpoint $D --split test --guidance 3 --strict --threads 1 --out results/csp_perov_5_text_facts_dropout_w3.json
+  run $PY benchmarks/bench_prompt_omission.py --checkpoint $D --guidance 3 --limit 1000 --threads 1 \
+    --out results/omission_perov_5_text_facts_dropout.json
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
