@@ -110,7 +110,7 @@ if want prompts; then  # what each stated fact is worth (issue 16): omission / p
   D=$CK/perov_5_csp_text_facts_dropout.pt
   run $PY benchmarks/bench_sampler_holdout.py --checkpoint $D --guidance 1 1.5 2 3 --steps 100 --threads 1 \
     --out results/sampler_holdout_perov_5_text_facts_dropout.json
-  run $PY -m tgdmat csp --checkpoint $D --split test --guidance 3 --strict --threads 1 --out results/csp_perov_5_text_facts_dropout_w3.json
+  run $PY -m tgdmat csp --checkpoint $D --split test --guidance 3.0 --strict --threads 1 --out results/csp_perov_5_text_facts_dropout.json  # w chosen above
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $D --guidance 3 --limit 1000 --threads 1 \
     --out results/omission_perov_5_text_facts_dropout.json
 fi
