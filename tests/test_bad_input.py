@@ -284,7 +284,10 @@ def test_data_root_option_points_every_verb_at_a_folder_and_refuses_a_wrong_one(
     from tgdmat.cli.main import _take_data_root, main
     from tgdmat.paths import data_dir
 
-    monkeypatch.delenv("TGDMAT_DATA", raising=False)
+    # setenv first, so that teardown restores the state before this test (delenv of an absent
+    # variable records nothing, and the CLI below sets TGDMAT_DATA itself)
+    monkeypatch.setenv("TGDMAT_DATA", "set-by-this-test")
+    monkeypatch.delenv("TGDMAT_DATA")
     root = tmp_path / "mydata"
     (root / "perov_5").mkdir(parents=True)
     assert _take_data_root(["--data-root", str(root), "csp", "--help"]) == ["csp", "--help"]
