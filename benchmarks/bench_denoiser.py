@@ -15,7 +15,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -111,8 +110,6 @@ def main() -> None:
         size, mode = a._case
         print(json.dumps(run_case(int(size), a.batch_size, mode, a.repeats, a.threads, a.seed)))
         return
-
-    import torch
 
     load_start = os.getloadavg()
     rows = []

@@ -12,7 +12,6 @@ fingerprint pass is also timed with ``--workers`` processes (wall time only). Wr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile

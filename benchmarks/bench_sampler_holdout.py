@@ -33,6 +33,7 @@ def _step_lr(text: str) -> float | None:
 def main(argv=None) -> int:
     from tgdmat.benchmark import csp_benchmark, write_result
     from tgdmat.data import load_splits
+    from tgdmat.diffusion.time import TIME_SPACINGS
     from tgdmat.sample import from_pretrained
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
                     help="Langevin corrector step sizes at sigma_1 to try ('default': the data set's)")
     ap.add_argument("--lattice-eta", type=float, nargs="+", default=[1.0],
                     help="lattice reverse-step noise scales to try (1: DDPM ancestral, 0: deterministic)")
-    ap.add_argument("--time-spacing", nargs="+", default=["uniform"], choices=["uniform", "quadratic"],
+    ap.add_argument("--time-spacing", nargs="+", default=["uniform"], choices=TIME_SPACINGS,
                     help="how the steps are spread over the chain (quadratic: short steps near t = 0)")
     ap.add_argument("--no-corrector", action="store_true", help="predictor only (one network evaluation per step)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N held-out crystals")

@@ -191,6 +191,15 @@ def test_time_spacing_is_checked_and_old_configs_default_to_uniform():
     old = Config().to_json().replace(', "time_spacing": "uniform"', "")
     assert "time_spacing" not in old
     assert Config.from_json(old).sample.time_spacing == "uniform"
+    # the CLI spells the choices out (it parses without importing torch): they must stay the same
+    import argparse
+
+    from tgdmat.cli.main import build_parser
+    from tgdmat.diffusion.time import TIME_SPACINGS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    choices = {tuple(act.choices) for q in sub.choices.values() for act in q._actions if act.dest == "time_spacing"}
+    assert choices == {TIME_SPACINGS}
 
 
 def test_bad_inputs_raise(ddpm):

@@ -18,6 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from tgdmat.denoiser import DenoiserConfig
+from tgdmat.diffusion.time import TIME_SPACINGS
 
 #: Langevin corrector step size ``step_lr`` per data set and task, from the public DiffCSP
 #: (``scripts/evaluate.py``: CSP; ``scripts/generation.py``: generation) and TGDMat code. The
@@ -243,8 +244,8 @@ class SampleConfig:
             raise ConfigError(f"{o}.corrector must be true or false, got {self.corrector!r}")
         check_float(o, "guidance_scale", self.guidance_scale, 0.0)
         check_float(o, "lattice_eta", self.lattice_eta, 0.0, 1.0)
-        if self.time_spacing not in ("uniform", "quadratic"):
-            raise ConfigError(f"{o}.time_spacing must be 'uniform' or 'quadratic', got {self.time_spacing!r}")
+        if self.time_spacing not in TIME_SPACINGS:
+            raise ConfigError(f"{o}.time_spacing must be one of {TIME_SPACINGS}, got {self.time_spacing!r}")
         check_int(o, "batch_size", self.batch_size, 1)
         check_int(o, "seed", self.seed, 0)
 

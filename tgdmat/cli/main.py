@@ -201,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--step-lr", type=float, help="Langevin corrector step size")
         q.add_argument("--guidance", type=float, help="classifier-free guidance scale (1 = none)")
         q.add_argument("--lattice-eta", type=float, help="1 = DDPM lattice steps (paper), 0 = DDIM")
-        q.add_argument("--time-spacing", choices=["uniform", "quadratic"],
+        q.add_argument("--time-spacing", choices=["uniform", "quadratic"],  # = diffusion.time.TIME_SPACINGS (no torch at parse time)
                        help="how --steps are spread over the chain (quadratic: short steps near t = 0)")
         q.add_argument("--seed", type=int)
         q.add_argument("--batch-size", type=_positive_int)
