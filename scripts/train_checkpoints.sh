@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Train every checkpoint committed in results/checkpoints/ with the command that made it, then copy
+# the chosen weights (best.pt: lowest held-out loss) and the run's log and config into results/.
+#
+#   bash scripts/train_checkpoints.sh NAME [NAME ...]   # e.g. perov_5_csp_text_facts
+#   bash scripts/train_checkpoints.sh list              # the names and their commands
+#
+# Run it from the repository root of a clean checkout (no uncommitted changes): every checkpoint
+# records the commit it was trained from, and "+dirty" means a reader cannot rebuild it. Times are
+# for one core of this project's 2-core CPU machine. A run that is stopped resumes from its last.pt
+# when the same command is given again. After copying, re-make the results that read the
+# checkpoint (scripts/regenerate_results.sh names them; their files record the checkpoint's sha256).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+PY=${PY:-python}
+RUNS=${RUNS:-runs/checkpoints}
+
+# Perov-5 CSP, the 800-epoch short-prompt models (≈ 60 min each)
+LONG="--dataset perov_5 --task csp --prompt short --epochs 800 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 20"
+# Perov-5 long-prompt models, one 300-epoch budget (≈ 15–25 min each, plus encoding the descriptions once)
+LONGP="--dataset perov_5 --task csp --prompt long --conditioning text --epochs 300 --eval-every 20"
+
+command_for() {
+  case "$1" in
+    perov_5_csp_quick)               echo "--dataset perov_5 --task csp --conditioning text --epochs 12 --eval-every 4" ;;
+    perov_5_csp_text)                echo "--dataset perov_5 --task csp --conditioning text --epochs 40 --eval-every 4" ;;
+    perov_5_csp_text_facts)          echo "--dataset perov_5 --task csp --conditioning text+facts --epochs 40 --eval-every 4" ;;
+    perov_5_csp_long_text)           echo "$LONG --conditioning text" ;;
+    perov_5_csp_long_text_facts)     echo "$LONG --conditioning text+facts" ;;
+    perov_5_csp_text_facts_dropout)  echo "$LONG --conditioning text+facts --attribute-dropout 0.2 --paraphrase --prompt-variants 8" ;;
+    perov_5_csp_long_prompt_pooled)  echo "$LONGP --grounding none" ;;
+    perov_5_csp_long_prompt_sites)   echo "$LONGP --grounding sites" ;;
+    perov_5_csp_long_prompt_grounded) echo "$LONGP --grounding sites+attention" ;;
+    perov_5_gen_text_facts)          echo "--dataset perov_5 --task gen --conditioning text+facts --epochs 1000 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25" ;;
+    carbon_24_csp_text_facts)        echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25" ;;
+    carbon_24_gen_text_facts)        echo "--dataset carbon_24 --task gen --conditioning text+facts --epochs 600 --eval-every 20" ;;
+    *) return 1 ;;
+  esac
+}
+NAMES="perov_5_csp_quick perov_5_csp_text perov_5_csp_text_facts perov_5_csp_long_text perov_5_csp_long_text_facts
+perov_5_csp_text_facts_dropout perov_5_csp_long_prompt_pooled perov_5_csp_long_prompt_sites perov_5_csp_long_prompt_grounded
+perov_5_gen_text_facts carbon_24_csp_text_facts carbon_24_gen_text_facts"
+
+if [ "${1:-list}" = list ]; then
+  for n in $NAMES; do echo "$n: $PY -m tgdmat train $(command_for "$n") --seed 0 --threads 1 --out $RUNS/$n"; done
+  exit 0
+fi
+for n in "$@"; do
+  args=$(command_for "$n") || { echo "train_checkpoints.sh: unknown checkpoint '$n' (see: bash scripts/train_checkpoints.sh list)" >&2; exit 2; }
+  echo "+ $PY -m tgdmat train $args --seed 0 --threads 1 --out $RUNS/$n" >&2
+  # shellcheck disable=SC2086
+  $PY -m tgdmat train $args --seed 0 --threads 1 --out "$RUNS/$n"
+  cp "$RUNS/$n/best.pt" "results/checkpoints/$n.pt"
+  cp "$RUNS/$n/log.csv" "results/logs/$n.csv"
+  cp "$RUNS/$n/config.json" "results/logs/$n.config.json"
+done
