@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 PY=${PY:-python}
 RUNS=${RUNS:-runs/checkpoints}
+DEST=${DEST:-.}  # where results/ receives the copies (another checkout keeps this one clean for the next run)
 
 # Perov-5 CSP, the 800-epoch short-prompt models (≈ 60 min each)
 LONG="--dataset perov_5 --task csp --prompt short --epochs 800 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 20"
@@ -51,7 +52,7 @@ for n in "$@"; do
   echo "+ $PY -m tgdmat train $args --seed 0 --threads 1 --out $RUNS/$n" >&2
   # shellcheck disable=SC2086
   $PY -m tgdmat train $args --seed 0 --threads 1 --out "$RUNS/$n"
-  cp "$RUNS/$n/best.pt" "results/checkpoints/$n.pt"
-  cp "$RUNS/$n/log.csv" "results/logs/$n.csv"
-  cp "$RUNS/$n/config.json" "results/logs/$n.config.json"
+  cp "$RUNS/$n/best.pt" "$DEST/results/checkpoints/$n.pt"
+  cp "$RUNS/$n/log.csv" "$DEST/results/logs/$n.csv"
+  cp "$RUNS/$n/config.json" "$DEST/results/logs/$n.config.json"
 done
