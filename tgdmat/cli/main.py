@@ -26,9 +26,9 @@ import sys
 from pathlib import Path
 
 
-def _train(args) -> int:
+def train_config(args):
+    """The :class:`~tgdmat.config.Config` that ``python -m tgdmat train`` builds from its parsed arguments."""
     from tgdmat.config import preset
-    from tgdmat.train import train
 
     overrides = {k: v for k, v in {"prompt": args.prompt, "conditioning": args.conditioning,
                                    "grounding": getattr(args, "grounding", None),
@@ -43,6 +43,13 @@ def _train(args) -> int:
                              "eval_every": args.eval_every,
                              "bf16": args.bf16 or None}.items() if v is not None}
     cfg.train = dataclasses.replace(cfg.train, **tr)
+    return cfg
+
+
+def _train(args) -> int:
+    from tgdmat.train import train
+
+    cfg = train_config(args)
     result = train(cfg, args.out, device=args.device, resume=not args.no_resume, overwrite=args.overwrite)
     print(json.dumps({"out": str(result.out_dir), "best_epoch": result.best_epoch,
                       "best_holdout_loss": result.best_holdout_loss, "epochs_run": result.epochs_run,
