@@ -6,6 +6,8 @@
 #
 # Every command below is exactly what the result file records as its "command"; run it from the
 # repository root of a clean checkout (no uncommitted changes), or the files will say "+dirty".
+# The checkpoints they read are trained by scripts/train_checkpoints.sh (one command per file in
+# results/checkpoints/); after retraining one, re-run the groups below that name it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONHASHSEED=0 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
