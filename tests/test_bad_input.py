@@ -319,3 +319,29 @@ def test_time_spacing_changes_the_grid_not_the_number_of_evaluations(tmp_path):
     assert np.array_equal(a.frac_coords, b.frac_coords) and np.array_equal(a.lattice.matrix, b.lattice.matrix)
     proc = cli("sample", "--checkpoint", str(CKPT), "--formula", "SrTiO3", "--time-spacing", "log", "--out", str(tmp_path))
     assert proc.returncode == 2 and "--time-spacing" in proc.stderr
+
+
+def test_4b_many_request_warnings_are_counted_not_flooded():
+    """A benchmark over thousands of prompts shows a few warnings and counts the rest by kind."""
+    import warnings
+
+    gen = tiny_generator(task="gen", elements=(8, 22, 38, 56, 40), hist={5: 30, 10: 2}, prompt="short")
+    msgs = [f"prompt {i}: no fact (formula, ...) was understood in the prompt 'x{i}'" for i in range(12)]
+    msgs += [f"prompt {i}: 500 atoms is outside the trained range 5–10 atoms per cell" for i in range(3)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gen._warn(msgs + msgs[:4])  # repeats are warned once
+    texts = [str(w.message) for w in caught]
+    assert texts[:gen.WARN_SHOWN] == msgs[:gen.WARN_SHOWN] and len(texts) == gen.WARN_SHOWN + 1
+    assert texts[-1] == ("... and 10 more request warnings like these: 7 × prompt with no fact understood; "
+                         "3 × atom count outside the trained range")
+
+
+def test_4c_text_only_models_do_not_call_unread_words_ignored():
+    """A text-only model reads every word through its encoder; only a text+facts model ignores unread spans."""
+    gen = tiny_generator(task="gen", elements=(8, 22, 38, 56, 40), hist={5: 30, 10: 2}, prompt="short")
+    prompt = "The chemical formula is SrTiO3. It should be cheap."
+    assert gen.config.model.conditioning == "text"
+    assert not any("ignored" in w for w in gen.check_request(5, prompt))
+    gen.config.model.conditioning = "text+facts"
+    assert any("not understood (ignored): 'It should be cheap.'" in w for w in gen.check_request(5, prompt))

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,17 @@ from tgdmat.config import Config, SampleConfig
 
 class RequestError(ValueError):
     """A sampling request that contradicts itself or the model; the message names both sides."""
+
+
+_WARNING_KINDS = (("not understood (ignored)", "prompt with words the fact reader did not understand"),
+                  ("was understood in the prompt", "prompt with no fact understood"),
+                  ("never occurs in the", "composition with elements unseen in training"),
+                  ("outside the trained range", "atom count outside the trained range"))
+
+
+def _warning_kind(message: str) -> str:
+    """What a request warning of :meth:`Generator.check_request` is about, for counting many of them."""
+    return next((kind for phrase, kind in _WARNING_KINDS if phrase in message), "other")
 
 
 def composition_atoms(composition) -> list[int]:
@@ -229,7 +241,8 @@ class CrystalGenerator:
             if facts.is_empty:
                 warnings_.append(f"{what}: no fact (formula, elements, crystal system, space group, property) "
                                  f"was understood in the prompt {prompt[:60]!r}")
-            elif reading.not_understood:
+            elif reading.not_understood and "facts" in self.config.model.conditioning:
+                # (a text-only model reads every word through its encoder: nothing is ignored there)
                 unread = "; ".join(repr(u.text[:60]) for u in reading.not_understood[:3])
                 warnings_.append(f"{what}: not understood (ignored): {unread}")
             stated = facts.composition()
@@ -250,11 +263,20 @@ class CrystalGenerator:
                                        f"prompt's elements {list(facts.elements)}")
         return warnings_
 
+    WARN_SHOWN = 5  # request warnings shown one by one; the rest of a batch is counted by kind
+
     def _warn(self, messages: list[str]) -> None:
+        """Warn about each distinct message; beyond :attr:`WARN_SHOWN`, one more warning counts the rest by kind."""
         import warnings
 
-        for m in dict.fromkeys(messages):
+        msgs = list(dict.fromkeys(messages))
+        for m in msgs[:self.WARN_SHOWN]:
             warnings.warn(m, stacklevel=3)
+        rest = msgs[self.WARN_SHOWN:]
+        if rest:
+            kinds = Counter(_warning_kind(m) for m in rest)
+            warnings.warn(f"... and {len(rest)} more request warnings like these: "
+                          + "; ".join(f"{n} × {k}" for k, n in kinds.most_common()), stacklevel=3)
 
     # ------------------------------------------------------------------ sampling
     def _settings(self, **overrides) -> SampleConfig:
