@@ -87,8 +87,8 @@ if want guidance; then  # property guidance (issue 15): the noise-aware predicto
     --property-guide $CK/noisy_property_perov_5.pt --guide-scale 0 1 3 10 --threads 1 \
     --out results/sampler_holdout_perov_5_property_guidance.json
   run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_text_facts.pt --split test --guidance 3 \
-    --property-guide $CK/noisy_property_perov_5.pt --guide-scale 10 --threads 1 \
-    --out results/csp_perov_5_long_text_facts_w3_guided10.json
+    --property-guide $CK/noisy_property_perov_5.pt --guide-scale 1 --threads 1 \
+    --out results/csp_perov_5_long_text_facts_w3_guided1.json  # γ chosen above (highest rate, ties by RMSE)
 fi
 if want geometry; then  # where the RMSE goes (issue 15): sampler settings on the held-out slice
   F=$CK/perov_5_csp_long_text_facts.pt
@@ -100,6 +100,9 @@ if want geometry; then  # where the RMSE goes (issue 15): sampler settings on th
     --out results/sampler_holdout_perov_5_steps.json
   run $PY benchmarks/bench_sampler_holdout.py --checkpoint $F --guidance 3 --steps 100 --time-spacing uniform quadratic \
     --threads 1 --out results/sampler_holdout_perov_5_time_spacing.json
+  # the sampler chosen by chapter 4's rule (≤ 400 evaluations, within one standard error of the best rate, lowest RMSE)
+  run $PY -m tgdmat csp --checkpoint $F --split test --guidance 3 --step-lr 2e-6 --strict --threads 1 \
+    --out results/csp_perov_5_long_text_facts_w3_step2e-6.json
 fi
 if want prompts; then  # what each stated fact is worth (issue 16): omission / paraphrase, with and without dropout
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/perov_5_csp_long_text_facts.pt --guidance 3 --limit 1000 \
