@@ -8,6 +8,7 @@ checkpoint was trained from a commit without uncommitted changes.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -26,6 +27,7 @@ NOT_DIFFUSION_MODELS = {"regressor_perov_5", "regressor_carbon_24", "noisy_prope
 AWAITING_CLEAN_RETRAIN: set[str] = {"carbon_24_gen_text_facts"}
 
 
+@functools.lru_cache(maxsize=None)
 def _commands() -> dict[str, list[str]]:
     out = subprocess.run(["bash", str(ROOT / "scripts" / "train_checkpoints.sh"), "list"], capture_output=True,
                          text=True, check=True).stdout
@@ -38,6 +40,7 @@ def _commands() -> dict[str, list[str]]:
     return cmds
 
 
+@functools.lru_cache(maxsize=None)
 def _meta(name: str) -> dict:
     from tgdmat.checkpoint import load_checkpoint
 
