@@ -79,6 +79,8 @@ if want long; then  # long prompts (issue 22): pooled description vs per-atom gr
     run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_$v.pt --split test --threads 1 \
       --out results/csp_perov_5_long_prompt_$v.json
   done
+  run $PY -m tgdmat csp --checkpoint $CK/carbon_24_csp_long_prompt_sites.pt --split test --strict --threads 1 \
+    --out results/csp_carbon_24_long_prompt_sites.json
 fi
 if want guidance; then  # property guidance (issue 15): the noise-aware predictor for Perov-5's processes
   run $PY -m tgdmat.guidance --checkpoint $CK/perov_5_csp_long_text_facts.pt --epochs 60 --threads 1 \
@@ -118,6 +120,12 @@ if want prompts; then  # what each stated fact is worth (issue 16): omission / p
   run $PY -m tgdmat csp --checkpoint $D --split test --guidance 3.0 --strict --threads 1 --out results/csp_perov_5_text_facts_dropout.json  # w chosen above
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $D --guidance 3 --limit 1000 --threads 1 \
     --out results/omission_perov_5_text_facts_dropout.json
+  # Carbon-24, the same pair (bash scripts/train_checkpoints.sh carbon_24_csp_text_facts_dropout); w = 1 as for the
+  # model without dropout
+  E=$CK/carbon_24_csp_text_facts_dropout.pt
+  run $PY benchmarks/bench_prompt_omission.py --checkpoint $E --limit 1000 --threads 1 \
+    --out results/omission_carbon_24_text_facts_dropout.json
+  run $PY -m tgdmat csp --checkpoint $E --split test --strict --threads 1 --out results/csp_carbon_24_text_facts_dropout.json
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json

@@ -345,3 +345,17 @@ def test_4c_text_only_models_do_not_call_unread_words_ignored():
     assert not any("ignored" in w for w in gen.check_request(5, prompt))
     gen.config.model.conditioning = "text+facts"
     assert any("not understood (ignored): 'It should be cheap.'" in w for w in gen.check_request(5, prompt))
+
+
+def test_4d_a_model_trained_without_a_fact_says_so_and_does_not_use_it():
+    """``ModelConfig.never_stated``: the fact's embedding was never trained, so a prompt stating it is warned
+    about and the fact is left out of the conditioning."""
+    gen = tiny_generator(task="gen", elements=(8, 22, 38, 56, 40), hist={5: 30, 10: 2}, prompt="short")
+    prompt = "The chemical formula is SrTiO3. The heat_ref is 0.5."
+    assert not any("never stated" in w for w in gen.check_request(5, prompt))
+    gen.config.model.never_stated = ("heat_ref",)
+    warned = [w for w in gen.check_request(5, prompt) if "never stated" in w]
+    assert len(warned) == 1 and "heat_ref never stated: not used" in warned[0]
+    facts = gen.usable_facts(gen.read(prompt).facts)
+    assert "heat_ref" not in facts.properties and facts.formula == "SrTiO3"
+    assert not any("never stated" in w for w in gen.check_request(5, "The chemical formula is SrTiO3."))

@@ -236,3 +236,71 @@ def test_augmentation_is_only_for_short_prompts():
         ModelConfig(prompt="long", attribute_dropout=0.2)
     with _pytest.raises(ConfigError, match="attribute_dropout"):
         ModelConfig(prompt="short", attribute_dropout=1.0)
+
+
+def test_never_stated_attribute_is_absent_from_every_augmented_prompt():
+    for seed in range(30):
+        text, kept = augmented_prompt(SRTIO3, "perov_5", rng=seed, paraphrase=True, drop_prob=0.2, never=("heat_ref",))
+        assert "heat_ref" not in kept
+        if text is not None:
+            read = read_prompt(text, dataset="perov_5").facts
+            assert "heat_ref" not in read.properties
+    # without dropout every other attribute is still stated
+    text, kept = augmented_prompt(SRTIO3, "perov_5", rng=1, never=("space_group", "crystal_system"))
+    assert set(kept) == {"formula", "elements", "heat_ref"}
+    read = read_prompt(text, dataset="perov_5").facts
+    assert read.space_group is None and read.crystal_system is None and read.formula == "SrTiO3"
+    with pytest.raises(ValueError, match="no attribute"):
+        augmented_prompt(SRTIO3, "perov_5", rng=1, never=("band_gap",))
+
+
+def test_never_stated_config_is_checked_and_round_trips():
+    from tgdmat.config import Config, ConfigError, ModelConfig, preset
+
+    with pytest.raises(ConfigError, match="carbon_24 prompts have no attribute 'heat_ref'"):
+        ModelConfig(dataset="carbon_24", never_stated=("heat_ref",))
+    with pytest.raises(ConfigError, match="short prompts"):
+        ModelConfig(prompt="long", never_stated=("heat_ref",))
+    with pytest.raises(ConfigError, match="every attribute"):
+        ModelConfig(never_stated=DATASET_ATTRIBUTES["perov_5"])
+    with pytest.raises(ConfigError, match="list of attribute names"):
+        ModelConfig(never_stated="heat_ref")
+    cfg = preset("quick", never_stated=("heat_ref",))
+    back = Config.from_json(cfg.to_json())
+    assert back.model.never_stated == ("heat_ref",)
+
+
+def test_never_stated_model_trains_and_evaluates_without_the_fact(monkeypatch):
+    import torch
+
+    from tgdmat.benchmark import split_prompts
+    from tgdmat.conditioning import build_prompt_table
+    from tgdmat.config import ModelConfig
+    from tgdmat.data import load_dataset
+
+    class Enc:
+        name, dim, cache_id = "stub", 4, "stub-encoder-never"
+
+    monkeypatch.setattr("tgdmat.text.encode_cached",
+                        lambda encoder, texts, **kw: torch.stack([torch.tensor([len(t), 0.0, 0.0, 1.0]) for t in texts]))
+    ds = load_dataset("perov_5", "val").subset(range(20))
+    cfg = ModelConfig(prompt="short", conditioning="text+facts", never_stated=("heat_ref",), prompt_variants=3)
+    table = build_prompt_table(ds, cfg, encoder=Enc(), seed=0, progress=False)
+    assert table.variants == 3 and not table.null.any()
+    for v in range(3):
+        assert not table.facts[v].mask[:, 0].any()                       # the energy is never a fact
+        assert (table.facts[v].space_group != 0).all()                   # the rest is
+        assert all("heat_ref" not in read_prompt(t, dataset="perov_5").facts.properties for t in table.prompts[v])
+    prompts = split_prompts(ds, "short", never_stated=("heat_ref",))
+    assert len(prompts) == 20
+    assert all("heat_ref" not in read_prompt(p, dataset="perov_5").facts.properties for p in prompts)
+    assert all(read_prompt(p, dataset="perov_5").facts.space_group is not None for p in prompts)
+
+
+def test_never_stated_from_the_command_line():
+    from tgdmat.cli.main import build_parser, train_config
+
+    args = build_parser().parse_args(["train", "--out", "x", "--conditioning", "text+facts", "--never-stated", "heat_ref"])
+    assert train_config(args).model.never_stated == ("heat_ref",)
+    args = build_parser().parse_args(["train", "--out", "x"])
+    assert train_config(args).model.never_stated == ()

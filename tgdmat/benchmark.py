@@ -18,12 +18,18 @@ from pathlib import Path
 import torch
 
 
-def split_prompts(dataset, kind: str) -> list[str] | None:
-    """Evaluation prompts (fixed sentence order) for every crystal of ``dataset``."""
-    from tgdmat.conditioning import build_prompts
+def split_prompts(dataset, kind: str, never_stated=()) -> list[str] | None:
+    """Evaluation prompts (fixed sentence order) for every crystal of ``dataset``; short prompts
+    leave out the ``never_stated`` attributes (a model trained never to see them:
+    ``ModelConfig.never_stated``)."""
+    from tgdmat.conditioning import build_prompts, split_facts
 
     if kind == "none":
         return None
+    if never_stated and kind == "short":
+        from tgdmat.text.prompts import probe_prompt
+
+        return [probe_prompt(f, dataset.name, omit=tuple(never_stated)) for f in split_facts(dataset, False)]
     prompts, _ = build_prompts(dataset, kind, variants=1, progress=False)
     return prompts[0]
 
@@ -73,7 +79,8 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         if prompts is not None:
             raise ValueError("unconditional=True samples without prompts: do not pass prompts as well")
     elif prompts is None:
-        prompts = split_prompts(dataset, generator.config.model.prompt)
+        prompts = split_prompts(dataset, generator.config.model.prompt,
+                                getattr(generator.config.model, "never_stated", ()))
     elif len(prompts) != len(targets):
         raise ValueError(f"{len(prompts)} prompts for {len(targets)} targets")
     t0 = time.perf_counter()

@@ -370,8 +370,8 @@ def build_prompt_table(dataset, model_cfg, encoder=None, variants: int | None = 
     variants = model_cfg.prompt_variants if variants is None else variants
     if model_cfg.prompt != "short":
         variants = 1
-    augment = model_cfg.prompt == "short" and variants > 1 and (
-        getattr(model_cfg, "attribute_dropout", 0.0) > 0 or getattr(model_cfg, "paraphrase", False))
+    augment = model_cfg.prompt == "short" and (bool(getattr(model_cfg, "never_stated", ())) or variants > 1 and (
+        getattr(model_cfg, "attribute_dropout", 0.0) > 0 or getattr(model_cfg, "paraphrase", False)))
     names = list(dataset.properties)
     if augment:
         return _augmented_table(dataset, model_cfg, encoder, variants, seed, progress, names)
@@ -403,9 +403,10 @@ def build_prompt_table(dataset, model_cfg, encoder=None, variants: int | None = 
 
 
 def _augmented_table(dataset, model_cfg, encoder, variants: int, seed: int, progress: bool, names) -> PromptTable:
-    """Training prompts with attribute dropout and paraphrases (``ModelConfig.attribute_dropout``,
-    ``paraphrase``): ``variants`` seeded draws per crystal; the facts of each are exactly the kept
-    sentences' (:func:`tgdmat.text.prompts.facts_subset`), never re-parsed."""
+    """Training prompts with attribute dropout, paraphrases and never-stated attributes
+    (``ModelConfig.attribute_dropout``, ``paraphrase``, ``never_stated``): ``variants`` seeded draws
+    per crystal; the facts of each are exactly the kept sentences' (:func:`tgdmat.text.prompts.facts_subset`),
+    never re-parsed."""
     from tgdmat.text import encode_cached, get_encoder
     from tgdmat.text.prompts import augmented_prompt, facts_subset
 
@@ -417,7 +418,8 @@ def _augmented_table(dataset, model_cfg, encoder, variants: int, seed: int, prog
         texts, kept_facts = [], []
         for i, f in enumerate(base):
             text, kept = augmented_prompt(f, name, rng=rng, paraphrase=model_cfg.paraphrase,
-                                          drop_prob=model_cfg.attribute_dropout)
+                                          drop_prob=model_cfg.attribute_dropout,
+                                          never=getattr(model_cfg, "never_stated", ()))
             if text is None:
                 null[v, i] = True
             texts.append(text or "")

@@ -116,6 +116,10 @@ class ModelConfig:
             (:func:`tgdmat.text.prompts.augmented_prompt`). 0 = off (the paper).
         paraphrase: short prompts: every kept sentence of every training variant gets one of
             several seeded wordings (:data:`tgdmat.text.prompts.WORDINGS`).
+        never_stated: short prompts: attributes (names of
+            :data:`tgdmat.text.prompts.DATASET_ATTRIBUTES`) left out of *every* training prompt and
+            its facts — the model that never learns the fact, to measure what stating it is worth.
+            () = off (the paper).
     """
 
     task: str = "csp"
@@ -139,6 +143,7 @@ class ModelConfig:
     site_dim: int = 64
     attribute_dropout: float = 0.0
     paraphrase: bool = False
+    never_stated: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.denoiser, dict):
@@ -162,6 +167,22 @@ class ModelConfig:
         check_float(o, "attribute_dropout", self.attribute_dropout, 0.0, 1.0, hi_open=True)
         if not isinstance(self.paraphrase, bool):
             raise ConfigError(f"ModelConfig.paraphrase must be true or false, got {self.paraphrase!r}")
+        if isinstance(self.never_stated, str) or not all(isinstance(a, str) for a in self.never_stated):
+            raise ConfigError(f"ModelConfig.never_stated must be a list of attribute names, got {self.never_stated!r}")
+        self.never_stated = tuple(self.never_stated)
+        if self.never_stated:
+            from tgdmat.text.prompts import DATASET_ATTRIBUTES
+
+            known = DATASET_ATTRIBUTES.get(self.dataset, ())
+            unknown = [a for a in self.never_stated if a not in known]
+            if unknown:
+                raise ConfigError(f"ModelConfig.never_stated: {self.dataset} prompts have no attribute "
+                                  f"{', '.join(map(repr, unknown))}; they state {', '.join(known)}")
+            if self.prompt != "short":
+                raise ConfigError(f"ModelConfig.never_stated leaves facts out of short prompts; got prompt={self.prompt!r}")
+            if len(set(self.never_stated)) == len(known):
+                raise ConfigError("ModelConfig.never_stated names every attribute: use prompt='none' for a model "
+                                  "without a prompt")
         if (self.attribute_dropout > 0 or self.paraphrase) and self.prompt != "short":
             raise ConfigError(f"ModelConfig.attribute_dropout / paraphrase augment short prompts; "
                               f"got prompt={self.prompt!r}")

@@ -38,7 +38,8 @@ class RequestError(ValueError):
 _WARNING_KINDS = (("not understood (ignored)", "prompt with words the fact reader did not understand"),
                   ("was understood in the prompt", "prompt with no fact understood"),
                   ("never occurs in the", "composition with elements unseen in training"),
-                  ("outside the trained range", "atom count outside the trained range"))
+                  ("outside the trained range", "atom count outside the trained range"),
+                  ("never stated: not used", "fact the model was trained without"))
 
 
 def _warning_kind(message: str) -> str:
@@ -132,7 +133,8 @@ class CrystalGenerator:
         emb = encode_cached(self.encoder, prompts).to(self.device)
         facts = None
         if self.model.facts is not None:
-            facts = FactsBatch.from_facts([self.read(p).facts for p in prompts], self.property_names).to(self.device)
+            facts = FactsBatch.from_facts([self.usable_facts(self.read(p).facts) for p in prompts],
+                                          self.property_names).to(self.device)
         grounding = None
         if self.model.grounded:
             grounding = self._grounding(prompts, atom_types, num_atoms)
@@ -172,6 +174,17 @@ class CrystalGenerator:
                 cache.clear()
             cache[prompt] = read_prompt(prompt, dataset=self.config.model.dataset)
         return cache[prompt]
+
+    def usable_facts(self, facts):
+        """``facts`` without the attributes this model was trained never to see
+        (``ModelConfig.never_stated``: their embeddings were never trained, so they are not used)."""
+        never = tuple(getattr(self.config.model, "never_stated", ()))
+        if not never:
+            return facts
+        from tgdmat.text.prompts import facts_subset
+
+        keep = {"formula", "elements", "space_group", "crystal_system", *facts.properties} - set(never)
+        return facts_subset(facts, sorted(keep))
 
     def annotate(self, structures, prompts) -> None:
         """Record, in each structure's ``properties``, its prompt and what was understood of it."""
@@ -245,6 +258,11 @@ class CrystalGenerator:
                 # (a text-only model reads every word through its encoder: nothing is ignored there)
                 unread = "; ".join(repr(u.text[:60]) for u in reading.not_understood[:3])
                 warnings_.append(f"{what}: not understood (ignored): {unread}")
+            never = [a for a in getattr(self.config.model, "never_stated", ())
+                     if a in facts.properties or getattr(facts, a, None) is not None]
+            if never:
+                warnings_.append(f"{what}: this model was trained with {', '.join(never)} never stated: "
+                                 "not used")
             stated = facts.composition()
             if stated is not None:
                 base = int(round(stated.num_atoms))

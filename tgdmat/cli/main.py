@@ -35,6 +35,7 @@ def train_config(args):
                                    "attribute_dropout": getattr(args, "attribute_dropout", None),
                                    "paraphrase": True if getattr(args, "paraphrase", False) else None,
                                    "prompt_variants": getattr(args, "prompt_variants", None),
+                                   "never_stated": tuple(args.never_stated) if getattr(args, "never_stated", None) else None,
                                    "text_encoder": args.encoder}.items() if v is not None}
     cfg = preset(args.preset, dataset=args.dataset, task=args.task, **overrides)
     tr = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
@@ -178,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="short prompts: probability of leaving out each fact sentence of a training prompt "
                         "(all left out = the null condition; default 0)")
     t.add_argument("--paraphrase", action="store_true", help="short prompts: seeded paraphrases of every sentence")
+    t.add_argument("--never-stated", nargs="+", metavar="ATTRIBUTE", default=None,
+                   help="short prompts: leave these facts out of every training prompt (e.g. heat_ref), "
+                        "to measure what stating them is worth")
     t.add_argument("--prompt-variants", type=int, default=None,
                    help="seeded prompt variants per training crystal (orders / dropouts / wordings)")
     t.add_argument("--grounding", choices=["none", "sites", "attention", "sites+attention"],

@@ -392,7 +392,8 @@ def facts_subset(facts: PromptFacts, attributes: Sequence[str]) -> PromptFacts:
 def augmented_prompt(facts: PromptFacts, dataset: str,
                      rng: "random.Random | np.random.Generator | int | None" = None,
                      paraphrase: bool = False, drop_prob: float = 0.0, units: bool = False,
-                     decimals: int = PROPERTY_DECIMALS) -> tuple[str | None, tuple[str, ...]]:
+                     decimals: int = PROPERTY_DECIMALS, never: Sequence[str] = ()
+                     ) -> tuple[str | None, tuple[str, ...]]:
     """A training prompt for ``facts`` with paraphrase and attribute dropout.
 
     Args:
@@ -403,6 +404,8 @@ def augmented_prompt(facts: PromptFacts, dataset: str,
         paraphrase: draw each sentence's wording from :func:`attribute_wordings`.
         drop_prob: probability of dropping each fact sentence (:func:`drop_attributes`).
         units: units in TGDMat's wording (paraphrases choose their own).
+        never: attributes never stated (``ModelConfig.never_stated``): removed from the order
+            before dropout, so they cost no random draws.
 
     Returns:
         ``(text, kept)``: the prompt and the attributes it states, in sentence order; ``text``
@@ -415,6 +418,10 @@ def augmented_prompt(facts: PromptFacts, dataset: str,
     if rng is not None:
         rng = _as_generator(rng)
     order = attribute_order(dataset, rng)
+    unknown = set(never) - set(order)
+    if unknown:
+        raise ValueError(f"{dataset} prompts have no attribute {sorted(unknown)}; they state {sorted(order)}")
+    order = [a for a in order if a not in set(never)]
     kept = drop_attributes(order, drop_prob, rng) if drop_prob > 0 else order
     if not kept:
         return NULL_PROMPT, ()
