@@ -30,6 +30,7 @@ command_for() {
     perov_5_csp_long_text)           echo "$LONG --conditioning text" ;;
     perov_5_csp_long_text_facts)     echo "$LONG --conditioning text+facts" ;;
     perov_5_csp_text_facts_dropout)  echo "$LONG --conditioning text+facts --attribute-dropout 0.2 --paraphrase --prompt-variants 8" ;;
+    perov_5_csp_text_facts_no_energy) echo "$LONG --conditioning text+facts --never-stated heat_ref" ;;
     perov_5_csp_long_prompt_pooled)  echo "$LONGP --grounding none" ;;
     perov_5_csp_long_prompt_sites)   echo "$LONGP --grounding sites" ;;
     perov_5_csp_long_prompt_grounded) echo "$LONGP --grounding sites+attention" ;;
@@ -43,7 +44,7 @@ command_for() {
   esac
 }
 NAMES="perov_5_csp_quick perov_5_csp_text perov_5_csp_text_facts perov_5_csp_long_text perov_5_csp_long_text_facts
-perov_5_csp_text_facts_dropout perov_5_csp_long_prompt_pooled perov_5_csp_long_prompt_sites perov_5_csp_long_prompt_grounded
+perov_5_csp_text_facts_dropout perov_5_csp_text_facts_no_energy perov_5_csp_long_prompt_pooled perov_5_csp_long_prompt_sites perov_5_csp_long_prompt_grounded
 perov_5_gen_text_facts carbon_24_csp_text_facts carbon_24_csp_text_facts_dropout carbon_24_gen_text_facts carbon_24_csp_long_prompt_sites"
 
 if [ "${1:-list}" = list ]; then
