@@ -63,6 +63,9 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
   run $PY -m tgdmat generate --checkpoint $C --per-prompt test --threads 1 --out runs/gen/carbon_24_per_prompt
   run $PY -m tgdmat evaluate runs/gen/carbon_24_per_prompt/samples.json --dataset carbon_24 --predictor cdvae --workers 1 \
     --quiet --out results/gen_carbon_24_text_facts_per_prompt.json
+  run $PY -m tgdmat generate --checkpoint $C --n 10000 --threads 1 --out runs/gen/carbon_24_free10k
+  run $PY -m tgdmat evaluate runs/gen/carbon_24_free10k/samples.json --dataset carbon_24 --predictor cdvae --workers 1 \
+    --quiet --out results/gen_carbon_24_text_facts_free10k.json
 fi
 if want carbon; then  # Carbon-24 CSP (issue 19): template start chosen on the held-out slice, then the test split
   C=$CK/carbon_24_csp_text_facts.pt
@@ -89,7 +92,7 @@ if want guidance; then  # property guidance (issue 15): the noise-aware predicto
     --property-guide $CK/noisy_property_perov_5.pt --guide-scale 0 1 3 10 --threads 1 \
     --out results/sampler_holdout_perov_5_property_guidance.json
   run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_text_facts.pt --split test --guidance 3 \
-    --property-guide $CK/noisy_property_perov_5.pt --guide-scale 1 --threads 1 \
+    --property-guide $CK/noisy_property_perov_5.pt --guide-scale 1 --strict --threads 1 \
     --out results/csp_perov_5_long_text_facts_w3_guided1.json  # γ chosen above (highest rate, ties by RMSE)
 fi
 if want geometry; then  # where the RMSE goes (issue 15): sampler settings on the held-out slice
@@ -120,6 +123,10 @@ if want prompts; then  # what each stated fact is worth (issue 16): omission / p
   run $PY -m tgdmat csp --checkpoint $D --split test --guidance 3.0 --strict --threads 1 --out results/csp_perov_5_text_facts_dropout.json  # w chosen above
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $D --guidance 3 --limit 1000 --threads 1 \
     --out results/omission_perov_5_text_facts_dropout.json
+  # what the energy is worth: the model trained with it never stated (bash scripts/train_checkpoints.sh
+  # perov_5_csp_text_facts_no_energy), sampled with it left out
+  run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/perov_5_csp_text_facts_no_energy.pt --guidance 3 --limit 1000 \
+    --conditions omit:heat_ref none --threads 1 --out results/omission_perov_5_text_facts_no_energy.json
   # Carbon-24, the same pair (bash scripts/train_checkpoints.sh carbon_24_csp_text_facts_dropout); w = 1 as for the
   # model without dropout
   E=$CK/carbon_24_csp_text_facts_dropout.pt
