@@ -84,6 +84,11 @@ if want long; then  # long prompts (issue 22): pooled description vs per-atom gr
   done
   run $PY -m tgdmat csp --checkpoint $CK/carbon_24_csp_long_prompt_sites.pt --split test --strict --threads 1 \
     --out results/csp_carbon_24_long_prompt_sites.json
+  # match@20 on the first test crystals (20 draws of the whole split ≈ 2 CPU-hours per model)
+  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_grounded.pt --split test --n 20 --limit 500 --threads 1 \
+    --out results/csp_perov_5_long_prompt_grounded_n20_first500.json
+  run $PY -m tgdmat csp --checkpoint $CK/carbon_24_csp_long_prompt_sites.pt --split test --n 20 --limit 200 --threads 1 \
+    --out results/csp_carbon_24_long_prompt_sites_n20_first200.json
 fi
 if want guidance; then  # property guidance (issue 15): the noise-aware predictor for Perov-5's processes
   run $PY -m tgdmat.guidance --checkpoint $CK/perov_5_csp_long_text_facts.pt --epochs 60 --threads 1 \
