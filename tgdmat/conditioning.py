@@ -370,8 +370,8 @@ def build_prompt_table(dataset, model_cfg, encoder=None, variants: int | None = 
     variants = model_cfg.prompt_variants if variants is None else variants
     if model_cfg.prompt != "short":
         variants = 1
-    augment = model_cfg.prompt == "short" and (bool(getattr(model_cfg, "never_stated", ())) or variants > 1 and (
-        getattr(model_cfg, "attribute_dropout", 0.0) > 0 or getattr(model_cfg, "paraphrase", False)))
+    varied = variants > 1 and (getattr(model_cfg, "attribute_dropout", 0.0) > 0 or getattr(model_cfg, "paraphrase", False))
+    augment = model_cfg.prompt == "short" and (varied or bool(getattr(model_cfg, "never_stated", ())))
     names = list(dataset.properties)
     if augment:
         return _augmented_table(dataset, model_cfg, encoder, variants, seed, progress, names)

@@ -178,13 +178,12 @@ class CrystalGenerator:
     def usable_facts(self, facts):
         """``facts`` without the attributes this model was trained never to see
         (``ModelConfig.never_stated``: their embeddings were never trained, so they are not used)."""
-        never = tuple(getattr(self.config.model, "never_stated", ()))
+        never = getattr(self.config.model, "never_stated", ())
         if not never:
             return facts
-        from tgdmat.text.prompts import facts_subset
+        from tgdmat.text.prompts import facts_without
 
-        keep = {"formula", "elements", "space_group", "crystal_system", *facts.properties} - set(never)
-        return facts_subset(facts, sorted(keep))
+        return facts_without(facts, never)
 
     def annotate(self, structures, prompts) -> None:
         """Record, in each structure's ``properties``, its prompt and what was understood of it."""

@@ -389,6 +389,13 @@ def facts_subset(facts: PromptFacts, attributes: Sequence[str]) -> PromptFacts:
     )
 
 
+def facts_without(facts: PromptFacts, attributes: Sequence[str]) -> PromptFacts:
+    """``facts`` with ``attributes`` left out: the complement of :func:`facts_subset`."""
+    omit = set(attributes)
+    return facts_subset(facts, [a for a in ("formula", "elements", "crystal_system", "space_group", *facts.properties)
+                                if a not in omit])
+
+
 def augmented_prompt(facts: PromptFacts, dataset: str,
                      rng: "random.Random | np.random.Generator | int | None" = None,
                      paraphrase: bool = False, drop_prob: float = 0.0, units: bool = False,
