@@ -74,6 +74,9 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
   run $PY -m tgdmat generate --checkpoint $C --n 1000 --steps 1000 --threads 1 --out runs/gen/carbon_24_free1k_steps1000
   run $PY -m tgdmat evaluate runs/gen/carbon_24_free1k_steps1000/samples.json --dataset carbon_24 --predictor cdvae \
     --workers 1 --quiet --out results/gen_carbon_24_text_facts_free1k_steps1000.json
+  run $PY -m tgdmat generate --checkpoint $G --n 1000 --steps 1000 --threads 1 --out runs/gen/perov_5_free1k_steps1000
+  run $PY -m tgdmat evaluate runs/gen/perov_5_free1k_steps1000/samples.json --dataset perov_5 --predictor cdvae \
+    --workers 1 --quiet --out results/gen_perov_5_text_facts_free1k_steps1000.json
 fi
 if want carbon; then  # Carbon-24 CSP (issue 19): template start chosen on the held-out slice, then the test split
   C=$CK/carbon_24_csp_text_facts.pt
