@@ -40,7 +40,6 @@ command_for() {
     carbon_24_csp_text_facts)        echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25" ;;
     carbon_24_csp_text_facts_dropout) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --attribute-dropout 0.2 --paraphrase --prompt-variants 8" ;;
     carbon_24_csp_text_facts_dropout10) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --attribute-dropout 0.1 --paraphrase --prompt-variants 8" ;;
-    carbon_24_csp_text_facts_no_energy) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --never-stated energy_per_atom" ;;
     carbon_24_gen_text_facts)        echo "--dataset carbon_24 --task gen --conditioning text+facts --epochs 600 --eval-every 20" ;;
     # Carbon-24 long prompts, per-site facts (≈ 35 min plus encoding the descriptions once)
     carbon_24_csp_long_prompt_sites) echo "--dataset carbon_24 --task csp --prompt long --conditioning text --epochs 800 --eval-every 20 --grounding sites" ;;
@@ -49,7 +48,7 @@ command_for() {
 }
 NAMES="perov_5_csp_quick perov_5_csp_text perov_5_csp_text_facts perov_5_csp_long_text perov_5_csp_long_text_facts
 perov_5_csp_text_facts_dropout perov_5_csp_text_facts_dropout10 perov_5_csp_text_facts_dropout05 perov_5_csp_text_facts_no_energy perov_5_csp_long_prompt_pooled perov_5_csp_long_prompt_sites perov_5_csp_long_prompt_grounded
-perov_5_gen_text_facts carbon_24_csp_text_facts carbon_24_csp_text_facts_dropout carbon_24_csp_text_facts_dropout10 carbon_24_csp_text_facts_no_energy carbon_24_gen_text_facts carbon_24_csp_long_prompt_sites"
+perov_5_gen_text_facts carbon_24_csp_text_facts carbon_24_csp_text_facts_dropout carbon_24_csp_text_facts_dropout10 carbon_24_gen_text_facts carbon_24_csp_long_prompt_sites"
 
 if [ "${1:-list}" = list ]; then
   for n in $NAMES; do echo "$n: $PY -m tgdmat train $(command_for "$n") --seed 0 --threads 1 --out $RUNS/$n"; done
