@@ -139,6 +139,16 @@ if want prompts; then  # what each stated fact is worth (issue 16): omission / p
   run $PY -m tgdmat csp --checkpoint $D --split test --guidance 3.0 --strict --threads 1 --out results/csp_perov_5_text_facts_dropout.json  # w chosen above
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $D --guidance 3 --limit 1000 --threads 1 \
     --out results/omission_perov_5_text_facts_dropout.json
+  # weaker dropout (bash scripts/train_checkpoints.sh perov_5_csp_text_facts_dropout10 / …05): the same chain
+  for p in 10 05; do
+    D=$CK/perov_5_csp_text_facts_dropout$p.pt
+    run $PY benchmarks/bench_sampler_holdout.py --checkpoint $D --guidance 1 1.5 2 3 --steps 100 --threads 1 \
+      --out results/sampler_holdout_perov_5_text_facts_dropout$p.json
+    W=$($PY -c "import json; print(json.load(open('results/sampler_holdout_perov_5_text_facts_dropout$p.json'))['best']['guidance_scale'])")
+    run $PY -m tgdmat csp --checkpoint $D --split test --guidance $W --strict --threads 1 --out results/csp_perov_5_text_facts_dropout$p.json
+  done
+  run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/perov_5_csp_text_facts_dropout10.pt --guidance 2 --limit 1000 \
+    --threads 1 --out results/omission_perov_5_text_facts_dropout10.json  # w = 2 chosen on the held-out slice
   # what the energy is worth: the model trained with it never stated (bash scripts/train_checkpoints.sh
   # perov_5_csp_text_facts_no_energy), sampled with it left out
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/perov_5_csp_text_facts_no_energy.pt --guidance 3 --limit 1000 \
