@@ -59,6 +59,7 @@ def main(argv=None) -> int:
     from tgdmat.data import load_splits
     from tgdmat.diffusion.time import TIME_SPACINGS
     from tgdmat.sample import from_pretrained
+    from tgdmat.sample_set import training_requests
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", required=True)
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lattice-eta", type=float, nargs="+", default=[1.0],
                     help="lattice reverse-step noise scales (1: DDPM ancestral, 0: deterministic)")
     ap.add_argument("--time-spacing", nargs="+", default=["uniform"], choices=TIME_SPACINGS)
+    ap.add_argument("--limit-reference", type=int, default=None, metavar="N",
+                    help="only the first N crystals of the held-out slice (quick checks; COV depends on it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", required=True)
@@ -83,13 +86,16 @@ def main(argv=None) -> int:
         ap.error(f"{args.checkpoint} is a {cfg.model.task} model; this benchmark needs a generation (gen) model")
     dataset = cfg.model.dataset
     splits = load_splits(dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.seed, progress=False)
-    holdout = [splits.val.structure(i) for i in range(len(splits.val))]
+    n_ref = len(splits.val) if args.limit_reference is None else min(args.limit_reference, len(splits.val))
+    if n_ref < 1:
+        ap.error(f"--limit-reference must be >= 1, got {args.limit_reference}")
+    holdout = [splits.val.structure(i) for i in range(n_ref)]
     rng = np.random.default_rng(args.seed)
     real_idx = rng.choice(len(splits.train), size=min(args.n, len(splits.train)), replace=False)
     real = score([splits.train.structure(int(i)) for i in real_idx], holdout, dataset, args.seed)
     print({"setting": "real training crystals", **real}, flush=True)
     # the same atom counts for every setting: the draw of the 10,000-sample protocol
-    counts = [int(k) for k in gen._draw_num_atoms(args.n, np.random.default_rng(args.seed))]
+    counts = training_requests(gen, args.n, seed=args.seed).num_atoms
     rows = []
     for steps, lr, eta, spacing in itertools.product(args.steps, args.step_lr, args.lattice_eta, args.time_spacing):
         t0 = time.perf_counter()

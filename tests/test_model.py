@@ -282,3 +282,25 @@ def test_cli_selection_result_names_the_regressor_that_chose(tmp_path):
     reg = results_dir() / "checkpoints" / "regressor_perov_5.pt"
     assert res["draws_per_target"] == 2
     assert {i["path"].split("/")[-1]: i["sha256"] for i in res["inputs"]}["regressor_perov_5.pt"] == sha256_file(reg)
+
+
+def test_generation_step_benchmark_scores_each_setting_on_the_held_out_slice(tmp_path):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_gen_steps", ROOT / "benchmarks" / "bench_gen_steps.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ck = ROOT / "results" / "checkpoints" / "perov_5_gen_text_facts.pt"
+    out = tmp_path / "steps.json"
+    assert bench.main(["--checkpoint", str(ck), "--n", "3", "--steps", "2", "4", "--limit-reference", "6",
+                       "--threads", "1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["num_steps"] for r in res["rows"]] == [2, 4]
+    assert [r["network_evaluations"] for r in res["rows"]] == [4, 8]  # predictor + corrector per step
+    assert res["split"].endswith("holdout(val)") and "test" not in res["split"]
+    assert res["n_reference"] == 6 and 0 <= res["real_training_crystals"]["cov_p_pct"] <= 100
+    assert any(i["path"].endswith("perov_5_gen_text_facts.pt") for i in res["inputs"])
+    with pytest.raises(SystemExit):  # a CSP checkpoint is refused with a message, not a traceback
+        bench.main(["--checkpoint", str(ROOT / "results" / "checkpoints" / "perov_5_csp_quick.pt"),
+                    "--out", str(tmp_path / "x.json")])
