@@ -283,3 +283,20 @@ def test_invariant_to_permutation_rotation_translation_and_cell_choice(carbon):
     pred = carbon.predict([s, permuted, rotated, other], progress=False, num_workers=1)
     assert np.ptp(pred) < 1e-4, pred
     assert abs(pred[0] - carbon.predict([s], progress=False, cache=False)[0]) < 1e-5  # batch of one
+
+
+def test_an_element_beyond_the_embedding_is_an_error_or_a_counted_nan(perov):
+    """A generated perovskite with curium (Z = 96 > 94): 'raise' names it, 'nan' leaves a NaN the
+    property metric counts (tgdmat.metrics.stats.property_wdist says how many were dropped)."""
+    from tgdmat.metrics.stats import property_wdist, resolve_predictor
+
+    real = _structures(_rows("perov_5", 2))
+    heavy = real[0].copy()
+    heavy.replace_species({heavy.composition.elements[0]: "Cm"})
+    with pytest.raises(ValueError, match=r"structure 1 \(.*Cm.*\): atomic numbers above 94"):
+        perov.predict([real[1], heavy], progress=False, num_workers=1)
+    pred = perov.predict([real[1], heavy], progress=False, num_workers=1, on_error="nan")
+    assert np.isfinite(pred[0]) and np.isnan(pred[1])
+    fn, _ = resolve_predictor("perov_5", perov)  # what evaluate_generation calls (on_error="nan")
+    out = property_wdist([real[1], heavy], real, fn)
+    assert out["wdist_prop"] is not None and "1 generated" in out["prop_status"]

@@ -84,21 +84,24 @@ class PropertyPredictor:
         Graphs are memoised per structure in memory and, with ``cache=True``, the whole list is
         stored as one ``.npz`` under ``cache_dir("property_models", "graphs")`` keyed by the
         sha256 of the inputs (so the reference test set is built once). A structure CrystalNN
-        cannot handle gives ``None`` with ``on_error="nan"``, else a :class:`GraphBuildError`
-        naming its index.
+        cannot handle, or one with an element heavier than Pu (outside DimeNet++'s embedding),
+        gives ``None`` with ``on_error="nan"``; with ``on_error="raise"`` it is an error naming its index.
         """
         from tgdmat.parallel import parallel_map
 
         if on_error not in ("raise", "nan"):
             raise ValueError(f"on_error must be 'raise' or 'nan', got {on_error!r}")
-        for n, s in enumerate(structures):
-            if max(s.atomic_numbers, default=0) > MAX_Z:
-                raise ValueError(f"structure {n} ({s.composition.reduced_formula}): atomic numbers above {MAX_Z} "
-                                 "are outside DimeNet++'s embedding")
+        errors: dict[str, str] = {}
+        too_heavy = f"atomic numbers above {MAX_Z} are outside DimeNet++'s embedding"
+        heavy = [n for n, s in enumerate(structures) if max(s.atomic_numbers, default=0) > MAX_Z]
+        if heavy and on_error == "raise":
+            n = heavy[0]
+            raise ValueError(f"structure {n} ({structures[n].composition.reduced_formula}): {too_heavy}")
         if len(self._graphs) > 200_000:  # bound the in-memory memo
             self._graphs.clear()
         keys = [structure_key(s, self.niggli) for s in structures]
-        errors: dict[str, str] = {}
+        for n in heavy:  # on_error="nan": no graph, a NaN prediction, counted by the caller
+            errors[keys[n]] = too_heavy
         disk = None
         if cache and keys:
             disk = cache_dir("property_models", "graphs") / f"{hashlib.sha256(''.join(keys).encode()).hexdigest()}.npz"
