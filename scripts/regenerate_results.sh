@@ -159,6 +159,11 @@ if want prompts; then  # what each stated fact is worth (issue 16): omission / p
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $E --limit 1000 --threads 1 \
     --out results/omission_carbon_24_text_facts_dropout.json
   run $PY -m tgdmat csp --checkpoint $E --split test --strict --threads 1 --out results/csp_carbon_24_text_facts_dropout.json
+  # weaker dropout on Carbon-24 (bash scripts/train_checkpoints.sh carbon_24_csp_text_facts_dropout10), w = 1 as above
+  E=$CK/carbon_24_csp_text_facts_dropout10.pt
+  run $PY -m tgdmat csp --checkpoint $E --split test --strict --threads 1 --out results/csp_carbon_24_text_facts_dropout10.json
+  run $PY benchmarks/bench_prompt_omission.py --checkpoint $E --limit 1000 \
+    --conditions template omit:energy_per_atom omit:space_group none --threads 1 --out results/omission_carbon_24_text_facts_dropout10.json
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
