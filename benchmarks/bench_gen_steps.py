@@ -7,8 +7,8 @@ of the official ``val`` split that training never saw) with the generation metri
 table: validity, COV-R / COV-P at CDVAE's cut-offs and the density distance. The test split is
 not read. Beside the settings, a real-data row: ``--n`` crystals of the training split scored the
 same way against the held-out slice — what a generator that reproduces the training
-distribution would reach at this reference size (COV-R is capped by the slice's size, so read
-the columns against that row, not against the test table).
+distribution would reach at this reference size (both coverages depend on the slice's size, so
+read the columns against that row, not against the test table).
 
 Each row records network evaluations per crystal and seconds per crystal on this machine, so the
 step count at which the metrics stop improving can be read off with its cost.
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         sc = gen._settings(num_steps=steps, step_lr=lr, lattice_eta=eta, time_spacing=spacing)
         rows.append({"num_steps": steps, "step_lr": lr, "step_lr_used": cfg.step_lr() if lr is None else lr,
                      "lattice_eta": eta, "time_spacing": spacing, "corrector": sc.corrector,
-                     "network_evaluations": steps * (2 if sc.corrector else 1),
+                     "network_evaluations": steps * (2 if sc.corrector else 1) * (2 if sc.guidance_scale != 1 else 1),
                      "seconds_per_crystal": seconds / args.n, **score(made, holdout, dataset, args.seed)})
         print(rows[-1], flush=True)
     write_result({"checkpoint": args.checkpoint, "split": f"{splits.val.name}/{splits.val.split}",
