@@ -83,6 +83,10 @@ if want carbon; then  # Carbon-24 CSP (issue 19): template start chosen on the h
   run $PY benchmarks/bench_sampler_holdout.py --checkpoint $C --guidance 1 --steps 100 --template-t 0 100 200 300 500 \
     --threads 1 --out results/sampler_holdout_carbon_24_text_facts.json
   run $PY -m tgdmat csp --checkpoint $C --split test --strict --template-t 300 --threads 1 --out results/csp_carbon_24_text_facts_tpl300.json
+  # match@20 on the first 200 test crystals, without and with templates
+  run $PY -m tgdmat csp --checkpoint $C --split test --n 20 --limit 200 --threads 1 --out results/csp_carbon_24_text_facts_n20_first200.json
+  run $PY -m tgdmat csp --checkpoint $C --split test --n 20 --limit 200 --template-t 300 --threads 1 \
+    --out results/csp_carbon_24_text_facts_tpl300_n20_first200.json
   run $PY -m tgdmat csp --checkpoint $C --split test --strict --threads 1 --out results/csp_carbon_24_text_facts.json
   run $PY -m tgdmat csp --checkpoint results/checkpoints/perov_5_csp_long_text_facts.pt --split test --limit 32 --guidance 3 \
     --threads 1 --out results/csp_perov_5_long_text_facts_w3_first32.json
