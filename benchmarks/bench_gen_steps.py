@@ -32,15 +32,6 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _step_lr(text: str) -> float | None:
-    if text == "default":
-        return None
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"--step-lr must be >= 0 or 'default', got {text!r}")
-    return value
-
-
 def score(structures, reference, dataset: str, seed: int) -> dict:
     """Validity, COV and the density distance of ``structures`` against ``reference`` (no predictor)."""
     from tgdmat import metrics
@@ -55,7 +46,7 @@ def score(structures, reference, dataset: str, seed: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from tgdmat.benchmark import write_result
+    from tgdmat.benchmark import step_lr_arg, write_result
     from tgdmat.data import load_splits
     from tgdmat.diffusion.time import TIME_SPACINGS
     from tgdmat.sample import from_pretrained
@@ -65,7 +56,7 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--n", type=int, default=256, help="crystals per setting (and in the real-data row)")
     ap.add_argument("--steps", type=int, nargs="+", default=[100])
-    ap.add_argument("--step-lr", type=_step_lr, nargs="+", default=[None], metavar="LR",
+    ap.add_argument("--step-lr", type=step_lr_arg, nargs="+", default=[None], metavar="LR",
                     help="Langevin corrector step sizes to try ('default': the data set's)")
     ap.add_argument("--lattice-eta", type=float, nargs="+", default=[1.0],
                     help="lattice reverse-step noise scales (1: DDPM ancestral, 0: deterministic)")

@@ -21,17 +21,8 @@ import time
 import torch
 
 
-def _step_lr(text: str) -> float | None:
-    if text == "default":
-        return None
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"--step-lr must be >= 0 or 'default', got {text!r}")
-    return value
-
-
 def main(argv=None) -> int:
-    from tgdmat.benchmark import csp_benchmark, write_result
+    from tgdmat.benchmark import csp_benchmark, step_lr_arg, write_result
     from tgdmat.data import load_splits
     from tgdmat.diffusion.time import TIME_SPACINGS
     from tgdmat.sample import from_pretrained
@@ -46,7 +37,7 @@ def main(argv=None) -> int:
                     help="noise-aware property predictor (python -m tgdmat.guidance) for property guidance")
     ap.add_argument("--guide-scale", type=float, nargs="+", default=[0.0],
                     help="property-guidance strengths to try (0: unguided; needs --property-guide otherwise)")
-    ap.add_argument("--step-lr", type=_step_lr, nargs="+", default=[None], metavar="LR",
+    ap.add_argument("--step-lr", type=step_lr_arg, nargs="+", default=[None], metavar="LR",
                     help="Langevin corrector step sizes at sigma_1 to try ('default': the data set's)")
     ap.add_argument("--lattice-eta", type=float, nargs="+", default=[1.0],
                     help="lattice reverse-step noise scales to try (1: DDPM ancestral, 0: deterministic)")

@@ -150,9 +150,11 @@ if want prompts; then  # what each stated fact is worth (issue 16): omission / p
       --out results/sampler_holdout_perov_5_text_facts_dropout$p.json
     W=$($PY -c "import json; print(json.load(open('results/sampler_holdout_perov_5_text_facts_dropout$p.json'))['best']['guidance_scale'])")
     run $PY -m tgdmat csp --checkpoint $D --split test --guidance $W --strict --threads 1 --out results/csp_perov_5_text_facts_dropout$p.json
+    if [ $p = 10 ]; then  # the omission table at the same chosen w
+      run $PY benchmarks/bench_prompt_omission.py --checkpoint $D --guidance $W --limit 1000 --threads 1 \
+        --out results/omission_perov_5_text_facts_dropout10.json
+    fi
   done
-  run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/perov_5_csp_text_facts_dropout10.pt --guidance 2 --limit 1000 \
-    --threads 1 --out results/omission_perov_5_text_facts_dropout10.json  # w = 2 chosen on the held-out slice
   # what the energy is worth: the model trained with it never stated (bash scripts/train_checkpoints.sh
   # perov_5_csp_text_facts_no_energy), sampled with it left out
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/perov_5_csp_text_facts_no_energy.pt --guidance 3 --limit 1000 \

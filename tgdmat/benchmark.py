@@ -160,6 +160,19 @@ def write_result(result: dict, path: str | os.PathLike, generator=None, checkpoi
                   split=result.get("split"), dataset=result.get("dataset"), checkpoint_protocol=proto)
 
 
+def step_lr_arg(text: str) -> float | None:
+    """``argparse`` type of the benchmarks' ``--step-lr`` options: a step size >= 0, or
+    ``"default"`` (``None``: the data set's :data:`tgdmat.config.STEP_LR`)."""
+    import argparse
+
+    if text == "default":
+        return None
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"--step-lr must be >= 0 or 'default', got {text!r}")
+    return value
+
+
 def torch_threads(n: int | None) -> None:
     if n:
         torch.set_num_threads(n)
