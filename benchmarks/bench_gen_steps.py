@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     if cfg.model.task != "gen":
         ap.error(f"{args.checkpoint} is a {cfg.model.task} model; this benchmark needs a generation (gen) model")
     dataset = cfg.model.dataset
-    splits = load_splits(dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.seed, progress=False)
+    splits = load_splits(dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed, progress=False)
     n_ref = len(splits.val) if args.limit_reference is None else min(args.limit_reference, len(splits.val))
     if n_ref < 1:
         ap.error(f"--limit-reference must be >= 1, got {args.limit_reference}")

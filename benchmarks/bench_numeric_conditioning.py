@@ -131,7 +131,7 @@ def main(argv=None) -> int:
                                            ("text+facts", args.facts, args.csp_facts, args.csp_facts_select)):
         gen = from_pretrained(ckpt, device="cpu")
         cfg = gen.config
-        splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.seed,
+        splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed,
                              progress=False)
         train_ds = splits.train.subset(range(min(args.probe_train, len(splits.train))))
         test_ds = load_dataset(cfg.model.dataset, "test", progress=False)

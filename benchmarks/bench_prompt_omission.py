@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     if args.split == "test":
         ds = load_dataset(name, "test")
     else:
-        ds = load_splits(name, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.seed).val
+        ds = load_splits(name, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed).val
     if args.limit is not None:
         ds = ds.subset(range(min(args.limit, len(ds))))
     facts = split_facts(ds, progress=False)

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     gen = from_pretrained(args.checkpoint, device="cpu")
     cfg = gen.config
-    splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.seed,
+    splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed,
                          progress=False)
     if any(g != 0 for g in args.guide_scale) and not args.property_guide:
         ap.error("--guide-scale other than 0 needs --property-guide")

@@ -46,19 +46,26 @@ command_for() {
     *) return 1 ;;
   esac
 }
+# NAME_seedK: a replicate of NAME trained with --seed K on the same training crystals and held-out
+# slice (--holdout-seed 0), to measure how far two training runs of one recipe differ.
+seed_of() { case "$1" in *_seed[0-9]*) echo "${1##*_seed} --holdout-seed 0" ;; *) echo 0 ;; esac; }
+base_of() { case "$1" in *_seed[0-9]*) echo "${1%_seed*}" ;; *) echo "$1" ;; esac; }
 NAMES="perov_5_csp_quick perov_5_csp_text perov_5_csp_text_facts perov_5_csp_long_text perov_5_csp_long_text_facts
-perov_5_csp_text_facts_dropout perov_5_csp_text_facts_dropout10 perov_5_csp_text_facts_dropout05 perov_5_csp_text_facts_no_energy perov_5_csp_long_prompt_pooled perov_5_csp_long_prompt_sites perov_5_csp_long_prompt_grounded
+perov_5_csp_long_text_facts_seed1 perov_5_csp_long_text_facts_seed2
+perov_5_csp_text_facts_dropout perov_5_csp_text_facts_dropout10 perov_5_csp_text_facts_dropout05
+perov_5_csp_text_facts_dropout10_seed1 perov_5_csp_text_facts_dropout10_seed2 perov_5_csp_text_facts_no_energy perov_5_csp_long_prompt_pooled perov_5_csp_long_prompt_sites perov_5_csp_long_prompt_grounded
 perov_5_gen_text_facts carbon_24_csp_text_facts carbon_24_csp_text_facts_dropout carbon_24_csp_text_facts_dropout10 carbon_24_gen_text_facts carbon_24_csp_long_prompt_sites"
 
 if [ "${1:-list}" = list ]; then
-  for n in $NAMES; do echo "$n: $PY -m tgdmat train $(command_for "$n") --seed 0 --threads 1 --out $RUNS/$n"; done
+  for n in $NAMES; do echo "$n: $PY -m tgdmat train $(command_for "$(base_of "$n")") --seed $(seed_of "$n") --threads 1 --out $RUNS/$n"; done
   exit 0
 fi
 for n in "$@"; do
-  args=$(command_for "$n") || { echo "train_checkpoints.sh: unknown checkpoint '$n' (see: bash scripts/train_checkpoints.sh list)" >&2; exit 2; }
-  echo "+ $PY -m tgdmat train $args --seed 0 --threads 1 --out $RUNS/$n" >&2
+  args=$(command_for "$(base_of "$n")") || { echo "train_checkpoints.sh: unknown checkpoint '$n' (see: bash scripts/train_checkpoints.sh list)" >&2; exit 2; }
+  args="$args --seed $(seed_of "$n")"
+  echo "+ $PY -m tgdmat train $args --threads 1 --out $RUNS/$n" >&2
   # shellcheck disable=SC2086
-  $PY -m tgdmat train $args --seed 0 --threads 1 --out "$RUNS/$n"
+  $PY -m tgdmat train $args --threads 1 --out "$RUNS/$n"
   cp "$RUNS/$n/best.pt" "$DEST/results/checkpoints/$n.pt"
   cp "$RUNS/$n/log.csv" "$DEST/results/logs/$n.csv"
   cp "$RUNS/$n/config.json" "$DEST/results/logs/$n.config.json"

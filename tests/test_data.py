@@ -302,3 +302,21 @@ def test_structure_to_data_canonicalises(carbon_test):
     data = structure_to_data(s)  # canonical=True: orientation fixed again
     assert StructureMatcher().fit(s, data_to_structure(data))
     np.testing.assert_allclose(data.lattice_params[0].numpy(), carbon_test.lattice_params[3], rtol=1e-4)
+
+
+def test_replicate_seeds_share_the_holdout_slice():
+    """``--seed K --holdout-seed 0`` changes the training randomness, not which crystals are held out."""
+    from tgdmat.cli.main import build_parser, train_config
+    from tgdmat.config import Config, ConfigError, TrainConfig
+
+    base = ["train", "--dataset", "perov_5", "--task", "csp", "--out", "x"]
+    rep = train_config(build_parser().parse_args(base + ["--seed", "2", "--holdout-seed", "0"])).train
+    own = train_config(build_parser().parse_args(base + ["--seed", "2"])).train
+    assert (rep.seed, rep.split_seed, own.split_seed) == (2, 0, 2)
+    s0 = D.load_splits("perov_5", holdout_fraction=0.1, seed=TrainConfig(seed=0).split_seed, progress=False)
+    s_rep = D.load_splits("perov_5", holdout_fraction=0.1, seed=rep.split_seed, progress=False)
+    assert s_rep.val.material_ids == s0.val.material_ids
+    cfg = Config.from_json(Config(train=rep).to_json())  # survives the checkpoint's JSON
+    assert cfg.train.split_seed == 0 and cfg.train.seed == 2
+    with pytest.raises(ConfigError, match="holdout_seed"):
+        TrainConfig(holdout_seed=-1)

@@ -218,6 +218,15 @@ class TrainConfig:
     bf16: bool = False
     """bfloat16 autocast on CUDA (ignored on CPU)."""
     seed: int = 0
+    """Seeds initialisation, mini-batches, dropout and prompt variants."""
+    holdout_seed: int | None = None
+    """Seeds which crystals form the held-out slice; ``None`` = ``seed``. Set it to train replicate
+    runs (``seed`` 1, 2, …) on the same training crystals and select them on the same slice."""
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of the train / held-out split (:func:`tgdmat.data.holdout_indices`)."""
+        return self.seed if self.holdout_seed is None else self.holdout_seed
 
     def __post_init__(self) -> None:
         o = "TrainConfig"
@@ -235,6 +244,7 @@ class TrainConfig:
         check_int(o, "max_train", self.max_train, 1, optional=True)
         check_int(o, "num_threads", self.num_threads, 1, optional=True)
         check_int(o, "seed", self.seed, 0)
+        check_int(o, "holdout_seed", self.holdout_seed, 0, optional=True)
 
 
 @dataclass

@@ -266,7 +266,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     ck = load_checkpoint(args.checkpoint)
     cfg = Config.from_json(ck["config"])
-    splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.seed)
+    splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed)
     model, summary = train_noisy_property(cfg.model, splits.train, splits.val, epochs=args.epochs,
                                           batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     save_noisy_property(model, args.out, summary)

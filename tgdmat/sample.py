@@ -202,7 +202,7 @@ class CrystalGenerator:
             from tgdmat.data import load_splits
 
             tc = self.config.train
-            splits = load_splits(self.config.model.dataset, holdout_fraction=tc.holdout_fraction, seed=tc.seed,
+            splits = load_splits(self.config.model.dataset, holdout_fraction=tc.holdout_fraction, seed=tc.split_seed,
                                  progress=False)
             train = splits.train if tc.max_train is None else splits.train.subset(range(tc.max_train))
             self.info["train_elements"] = sorted({int(z) for z in np.unique(train.atom_types)})
@@ -478,7 +478,7 @@ class CrystalGenerator:
             from tgdmat.retrieval import TemplateIndex
 
             tc = self.config.train
-            splits = load_splits(self.config.model.dataset, holdout_fraction=tc.holdout_fraction, seed=tc.seed,
+            splits = load_splits(self.config.model.dataset, holdout_fraction=tc.holdout_fraction, seed=tc.split_seed,
                                  progress=False)
             train = splits.train if tc.max_train is None else splits.train.subset(range(tc.max_train))
             self._template_index = TemplateIndex(train)

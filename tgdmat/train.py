@@ -94,7 +94,7 @@ def prepare(cfg: Config, splits=None, progress: bool = True):
     from tgdmat.data import load_splits
 
     if splits is None:
-        splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.seed,
+        splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed,
                              progress=progress)
     train_ds = splits.train
     if cfg.train.max_train is not None and cfg.train.max_train < len(train_ds):

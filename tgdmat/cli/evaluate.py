@@ -210,7 +210,10 @@ def _training_for_novelty(args, made_by: dict | None):
         except Exception:  # noqa: BLE001 - fall back to the protocol's defaults, recorded below
             train_cfg = {}
     fraction = args.holdout_fraction if args.holdout_fraction is not None else train_cfg.get("holdout_fraction", 0.1)
-    seed = args.holdout_seed if args.holdout_seed is not None else train_cfg.get("seed", 0)
+    seed = args.holdout_seed
+    if seed is None:  # the checkpoint's split seed (TrainConfig.split_seed)
+        seed = train_cfg.get("holdout_seed")
+        seed = train_cfg.get("seed", 0) if seed is None else seed
     splits = load_splits(args.dataset, holdout_fraction=fraction, seed=seed)
     return splits.train.structures(), {"against": splits.train.split, "n_training": len(splits.train),
                                        "holdout_fraction": fraction, "holdout_seed": seed,

@@ -39,6 +39,7 @@ def train_config(args):
                                    "text_encoder": args.encoder}.items() if v is not None}
     cfg = preset(args.preset, dataset=args.dataset, task=args.task, **overrides)
     tr = {k: v for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+                             "holdout_seed": args.holdout_seed,
                              "max_train": args.max_train, "num_threads": args.threads, "lr": args.lr,
                              "ema_decay": args.ema_decay, "warmup_steps": args.warmup_steps,
                              "eval_every": args.eval_every,
@@ -195,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--warmup-steps", type=int, help="linear learning-rate warm-up steps")
     t.add_argument("--eval-every", type=int, help="epochs between held-out evaluations (and best.pt updates)")
     t.add_argument("--seed", type=int)
+    t.add_argument("--holdout-seed", type=int,
+                   help="seed of the held-out slice (default: --seed); fix it to train replicate seeds on the same data")
     t.add_argument("--max-train", type=int, help="use only the first N training crystals")
     t.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     t.add_argument("--debug", action="store_true", help="show the full traceback of an error")
