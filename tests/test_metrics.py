@@ -405,3 +405,40 @@ def test_rms_distribution_quantiles_and_tight_match_rates():
     t1, t2 = triclinic(0), perovskite()
     out = metrics.evaluate_csp([rotated_permuted_translated(t1), None], [t1, t2], progress=False, workers=1)
     assert out["rms_distribution"]["pct_targets_within"]["0.01"] == pytest.approx(50.0)
+
+
+# ----------------------------------------------------------------------------- comparing two models
+
+
+def _per_target(hits: str) -> dict:
+    return {"per_target": {"material_id": [f"m{i}" for i in range(len(hits))],
+                           "rms": [0.01 if h == "1" else None for h in hits]}}
+
+
+def test_paired_difference_counts_discordant_targets_and_its_standard_error():
+    from tgdmat.metrics import paired_difference
+
+    a, b = _per_target("1100110011"), _per_target("1110110111")  # b finds 2 more, loses none
+    d = paired_difference(a, b)
+    assert (d["both"], d["only_a"], d["only_b"], d["neither"]) == (6, 0, 2, 2)
+    assert d["rate_a"] == pytest.approx(60.0) and d["diff_pct"] == pytest.approx(20.0)
+    diffs = np.array([0, 0, 1, 0, 0, 0, 0, 1, 0, 0], dtype=float)
+    assert d["se_pct"] == pytest.approx(100 * diffs.std(ddof=1) / np.sqrt(10))
+    assert paired_difference(a, a)["se_pct"] == 0.0  # the same hits: no noise in the difference
+    shuffled = {"per_target": {"material_id": a["per_target"]["material_id"][::-1],
+                               "rms": a["per_target"]["rms"][::-1]}}
+    assert paired_difference(a, shuffled)["diff_pct"] == 0.0  # aligned by material id, not by position
+    with pytest.raises(ValueError, match="different targets"):
+        paired_difference(a, _per_target("11"))
+    with pytest.raises(ValueError, match="no per_target"):
+        paired_difference({"dataset": "perov_5"}, a)
+
+
+def test_replicate_difference_is_welch_over_seeds():
+    from tgdmat.metrics import replicate_difference
+
+    r = replicate_difference([76.0, 74.0, 75.0], [73.0, 75.0, 74.0])
+    assert r["diff"] == pytest.approx(-1.0) and r["sd_a"] == pytest.approx(1.0) and r["sd_b"] == pytest.approx(1.0)
+    assert r["se"] == pytest.approx(np.sqrt(1 / 3 + 1 / 3))
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        replicate_difference([76.0], [73.0, 75.0])

@@ -228,6 +228,10 @@ def test_csp_benchmark_returns_one_of_k_draws(trained, perov_test):
     assert res["metrics"]["n_predictions"] == 3 and res["metrics"]["k_max"] == 1
     plain = csp_benchmark(gen, perov_test, limit=3, progress=False)
     assert plain["draws_per_target"] == 1 and "selection" not in plain
+    pt = plain["per_target"]  # what paired comparisons read (tgdmat.metrics.compare)
+    assert pt["material_id"] == [str(i) for i in perov_test.material_ids[:3]] and len(pt["rms"]) == 3
+    assert sum(r is not None for r in pt["rms"]) == plain["metrics"]["n_hits"]
+    assert "per_target_rms" not in plain["metrics"]
     with pytest.raises(ValueError, match="n_samples=1"):
         csp_benchmark(gen, perov_test, n_samples=2, select_from=2, limit=2, progress=False)
 

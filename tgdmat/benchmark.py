@@ -56,6 +56,9 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     ``metre_targets`` sampled targets; match rates on the targets that have no duplicate in the
     model's **training** split, found with :func:`tgdmat.metrics.find_duplicates`).
 
+    Every result carries ``"per_target"``: each target's material id and the RMS of its best match
+    (``None`` for a miss), for paired comparisons of two models (:mod:`tgdmat.metrics.compare`).
+
     ``property_guide`` (a noise-aware predictor or its checkpoint, :mod:`tgdmat.guidance`) steers
     each chain toward its prompt's stated property with strength ``guide_scale`` (one draw per
     target; the result carries a ``"property_guidance"`` block).
@@ -102,7 +105,9 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
                                      **guide_kw, **sample_overrides)
     t_sample = time.perf_counter() - t0
     t0 = time.perf_counter()
-    metrics = evaluate_csp(preds, targets, progress=progress)
+    metrics = evaluate_csp(preds, targets, progress=progress, return_per_target=True)
+    per_target = {"material_id": [str(i) for i in dataset.material_ids],  # paired comparisons (metrics.compare)
+                  "rms": [None if r is None else round(float(r), 6) for r in metrics.pop("per_target_rms")]}
     if select_from > 1:
         first = [[group[0]] for group in sel.candidates]  # the first draw alone: the same-run one-sample baseline
         selection = {**sel.summary(), "first_draw_metrics": evaluate_csp(first, targets, progress=progress)}
@@ -137,6 +142,7 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
                                   "method": "classifier guidance with a noise-aware predictor (tgdmat.guidance)"}}
            if property_guide is not None else {}),
         "metrics": metrics,
+        "per_target": per_target,
         "sampling": dataclasses.asdict(sc) | {"step_lr_used": sc.step_lr if sc.step_lr is not None else generator.config.step_lr()},
         "seconds": {"sampling": t_sample, "matching": t_match,
                     "sampling_per_crystal": t_sample / max(1, len(targets) * n_samples * select_from)},

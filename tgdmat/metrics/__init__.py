@@ -12,6 +12,7 @@ module                 what
 ``stats``              Wasserstein distances of density, #elements, a predicted property
 ``fidelity``           prompt fidelity: formula, elements, crystal system, space group
 ``generation``         ``evaluate_generation`` / ``evaluate_csp``: everything in one call
+``compare``            paired per-target and across-seed differences of match rates
 ``strict``             ``evaluate_csp_strict``: tight match + space group, METRe/cRMSE
                        (arXiv:2509.12178), train/test duplicate finder
 =====================  =============================================================
@@ -48,6 +49,9 @@ _LAZY = {
     "prompt_fidelity": "fidelity",
     "observed_facts": "fidelity",
     "normalise_facts": "fidelity",
+    "paired_difference": "compare",
+    "replicate_difference": "compare",
+    "per_target_hits": "compare",
     "evaluate_csp_strict": "strict",
     "find_duplicates": "strict",
     "match_rate_without_duplicates": "strict",
