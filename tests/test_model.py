@@ -205,6 +205,23 @@ def test_generate_uses_prompt_formula_and_training_counts(trained, tmp_path):
         gen.generate(["   "], n=1, progress=False)
 
 
+def test_mask_unseen_elements_draws_only_training_elements(trained):
+    """A one-epoch model draws almost any of the 100 types; masked, only the training split's."""
+    gen = tgdmat.from_pretrained(trained["gen"], device="cpu")
+    seen = gen.training_elements
+    free = gen.generate(None, n=32, progress=False, num_steps=20)
+    assert {site.specie.Z for s in free for site in s} - seen  # the paper's sampler leaves the training set
+    masked = gen.generate(None, n=32, progress=False, num_steps=20, mask_unseen_elements=True)
+    assert {site.specie.Z for s in masked for site in s} <= seen
+    assert [len(s) for s in masked] == [len(s) for s in free]
+    only_o = torch.zeros(100, dtype=torch.bool)
+    only_o[7] = True  # Z = 8
+    A, _, _ = gen.model.sample(torch.tensor([3, 2]), None, num_steps=5, type_mask=only_o)
+    assert set(A.tolist()) == {8}
+    with pytest.raises(ValueError, match="at least one True"):
+        gen.model.sample(torch.tensor([3]), None, num_steps=5, type_mask=torch.zeros(100, dtype=torch.bool))
+
+
 def test_checkpoints_load_without_pickle(trained):
     ckpt = torch.load(trained["csp"], map_location="cpu", weights_only=True)
     assert ckpt["format"] == 1 and isinstance(ckpt["config"], str)

@@ -264,6 +264,10 @@ class SampleConfig:
     time_spacing: str = "uniform"
     """How a chain of ``num_steps`` < T steps is spread over ``[T, 0]``: ``"uniform"`` (evenly) or
     ``"quadratic"`` (short steps near t = 0); :func:`tgdmat.diffusion.strided_timesteps`."""
+    mask_unseen_elements: bool = False
+    """Generation models: element types absent from the model's training split get probability 0
+    at every reverse step (their ``x̂_0`` logits are masked), so no sample holds an element the
+    model never saw. ``False`` = the paper's sampler, which may draw any of the 100 types."""
     batch_size: int = 512
     seed: int = 0
 
@@ -273,6 +277,8 @@ class SampleConfig:
         check_float(o, "step_lr", self.step_lr, 0.0, optional=True)
         if not isinstance(self.corrector, bool):
             raise ConfigError(f"{o}.corrector must be true or false, got {self.corrector!r}")
+        if not isinstance(self.mask_unseen_elements, bool):
+            raise ConfigError(f"{o}.mask_unseen_elements must be true or false, got {self.mask_unseen_elements!r}")
         check_float(o, "guidance_scale", self.guidance_scale, 0.0)
         check_float(o, "lattice_eta", self.lattice_eta, 0.0, 1.0)
         if self.time_spacing not in TIME_SPACINGS:

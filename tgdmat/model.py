@@ -237,6 +237,7 @@ class TGDMat(nn.Module):
         progress: bool = False,
         start: "TemplateStart | None" = None,
         guide: "PropertyGuide | None" = None,
+        type_mask: Tensor | None = None,
         **overrides,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Run the reverse chain for ``B`` crystals.
@@ -267,6 +268,10 @@ class TGDMat(nn.Module):
             guide: property guidance (:class:`tgdmat.guidance.PropertyGuide`, CSP): the gradient
                 of a noise-aware predictor's log-likelihood of each crystal's target value is
                 added to every predicted score (``guide.scale = 0``: exactly the unguided chain).
+            type_mask: generation only, ``[K]`` bool over atomic numbers 1..K: types marked
+                ``False`` get logit −∞ in ``p̃_θ(x̃_0 | x_t)`` at every step, so the final types
+                (``s = 0``) are drawn among the allowed ones
+                (:attr:`tgdmat.config.SampleConfig.mask_unseen_elements`).
 
         Returns:
             ``(atom_types Z [N], frac_coords [N, 3], lattice [B, 3, 3])``.
@@ -304,6 +309,12 @@ class TGDMat(nn.Module):
                                  f"{sorted(set((A + 1).tolist()))}")
         else:
             A = self.types.prior(N, generator=generator, device=dev)
+        if type_mask is not None:
+            if self.types is None:
+                raise ValueError("type_mask is for generation models (CSP atom types are given)")
+            type_mask = torch.as_tensor(type_mask, dtype=torch.bool, device=dev)
+            if type_mask.shape != (NUM_ELEMENTS,) or not bool(type_mask.any()):
+                raise ValueError(f"type_mask must be [{NUM_ELEMENTS}] bool with at least one True")
         if start is not None:
             if self.types is not None:
                 raise ValueError("template starts are for CSP models (atom types given)")
@@ -332,7 +343,10 @@ class TGDMat(nn.Module):
             L = self.lattice.reverse_step(L, out.lattice_eps, t, s, zl, eta=lattice_eta)
             F = self.torus.reverse_step(F, out.frac_score, t, s, zf)
             if self.types is not None:
-                A = self.types.reverse_step(A, out.type_logits[:, :NUM_ELEMENTS], t, s, generator=generator)
+                logits = out.type_logits[:, :NUM_ELEMENTS]
+                if type_mask is not None:  # a large finite negative: exp → 0 without inf − inf
+                    logits = logits.masked_fill(~type_mask, -1e9)
+                A = self.types.reverse_step(A, logits, t, s, generator=generator)
         bad_atoms = torch.zeros(B, dtype=torch.long, device=dev).index_add_(
             0, batch_idx, (~torch.isfinite(F).all(1)).long())
         bad = ~torch.isfinite(L).flatten(1).all(1) | (bad_atoms > 0)

@@ -309,6 +309,12 @@ class CrystalGenerator:
         offsets = np.concatenate([[0], np.cumsum(counts)])
         from tqdm.auto import tqdm
 
+        mask = None
+        if sc.mask_unseen_elements and atom_types is None:  # generation: only elements seen in training
+            from tgdmat.model import NUM_ELEMENTS
+
+            mask = torch.zeros(NUM_ELEMENTS, dtype=torch.bool)
+            mask[[z - 1 for z in self.training_elements]] = True
         chunks = range(0, len(counts), sc.batch_size)
         for start in tqdm(chunks, desc="sampling batches", disable=not progress or len(chunks) < 2, leave=False):
             stop = min(start + sc.batch_size, len(counts))
@@ -320,7 +326,8 @@ class CrystalGenerator:
                                            cond.crystals(start, stop, offsets))
             tpl = None if template is None else template.slice(start, stop, offsets)
             g = None if guide is None else guide.slice(start, stop)
-            A, F, L = self.model.sample(na, c, types, sc, generator=gen, progress=progress, start=tpl, guide=g)
+            A, F, L = self.model.sample(na, c, types, sc, generator=gen, progress=progress, start=tpl, guide=g,
+                                        type_mask=mask)
             structures += arrays_to_structures(A.cpu(), F.cpu(), L.cpu(), na)
         return structures
 

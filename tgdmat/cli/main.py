@@ -63,7 +63,9 @@ def _sample_overrides(args) -> dict:
     return {k: v for k, v in {"num_steps": args.steps, "step_lr": args.step_lr, "guidance_scale": args.guidance,
                               "seed": args.seed, "batch_size": args.batch_size,
                               "lattice_eta": args.lattice_eta,
-                              "time_spacing": getattr(args, "time_spacing", None)}.items() if v is not None}
+                              "time_spacing": getattr(args, "time_spacing", None),
+                              "mask_unseen_elements": True if getattr(args, "mask_unseen_elements", False) else None,
+                              }.items() if v is not None}
 
 
 def _threads(args) -> None:
@@ -217,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--lattice-eta", type=float, help="1 = DDPM lattice steps (paper), 0 = DDIM")
         q.add_argument("--time-spacing", choices=["uniform", "quadratic"],  # = diffusion.time.TIME_SPACINGS (no torch at parse time)
                        help="how --steps are spread over the chain (quadratic: short steps near t = 0)")
+        q.add_argument("--mask-unseen-elements", action="store_true",
+                       help="generation: never draw an element absent from the model's training split")
         q.add_argument("--seed", type=int)
         q.add_argument("--batch-size", type=_positive_int)
         q.add_argument("--device")
