@@ -93,7 +93,7 @@ def main(argv=None) -> int:
         made = gen.generate(None, n=args.n, num_atoms=counts, progress=False, num_steps=steps, step_lr=lr,
                             lattice_eta=eta, time_spacing=spacing, seed=args.seed)
         seconds = time.perf_counter() - t0
-        sc = gen._settings(num_steps=steps, step_lr=lr, lattice_eta=eta, time_spacing=spacing)
+        sc = gen.settings(num_steps=steps, step_lr=lr, lattice_eta=eta, time_spacing=spacing)
         rows.append({"num_steps": steps, "step_lr": lr, "step_lr_used": cfg.step_lr() if lr is None else lr,
                      "lattice_eta": eta, "time_spacing": spacing, "corrector": sc.corrector,
                      "network_evaluations": steps * (2 if sc.corrector else 1) * (2 if sc.guidance_scale != 1 else 1),

@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     t1 = time.perf_counter()
     made = gen.generate(prompts, n=args.n, progress=False, **settings)
     sample_s = time.perf_counter() - t1
-    used = gen._settings(**settings)
+    used = gen.settings(**settings)
 
     entries = []
     for i, (prompt, source) in enumerate(zip(prompts, sources)):

@@ -159,6 +159,17 @@ if want prompts; then  # what each stated fact is worth (issue 16): omission / p
   # perov_5_csp_text_facts_no_energy), sampled with it left out
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/perov_5_csp_text_facts_no_energy.pt --guidance 3 --limit 1000 \
     --conditions omit:heat_ref none --threads 1 --out results/omission_perov_5_text_facts_no_energy.json
+  # replicate seeds 1 and 2 of two recipes (bash scripts/train_checkpoints.sh NAME_seed1 NAME_seed2; seed 0 is above):
+  # the same held-out slice, w chosen on it as for seed 0, then the test split once
+  for n in perov_5_csp_long_text_facts perov_5_csp_text_facts_dropout10; do
+    for k in 1 2; do
+      S=${n#perov_5_csp_}_seed$k
+      run $PY benchmarks/bench_sampler_holdout.py --checkpoint $CK/${n}_seed$k.pt --guidance 1 1.5 2 3 --steps 100 --threads 1 \
+        --out results/sampler_holdout_perov_5_$S.json
+      W=$($PY -c "import json; print(json.load(open('results/sampler_holdout_perov_5_$S.json'))['best']['guidance_scale'])")
+      run $PY -m tgdmat csp --checkpoint $CK/${n}_seed$k.pt --split test --guidance $W --strict --threads 1 --out results/csp_perov_5_$S.json
+    done
+  done
   # Carbon-24, the same pair (bash scripts/train_checkpoints.sh carbon_24_csp_text_facts_dropout); w = 1 as for the
   # model without dropout
   E=$CK/carbon_24_csp_text_facts_dropout.pt

@@ -209,6 +209,8 @@ def test_mask_unseen_elements_draws_only_training_elements(trained):
     """A one-epoch model draws almost any of the 100 types; masked, only the training split's."""
     gen = tgdmat.from_pretrained(trained["gen"], device="cpu")
     seen = gen.training_elements
+    assert gen.settings(mask_unseen_elements=True, num_steps=None).mask_unseen_elements
+    assert gen.settings().num_steps == gen.config.sample.num_steps  # None overrides leave the checkpoint's
     free = gen.generate(None, n=32, progress=False, num_steps=20)
     assert {site.specie.Z for s in free for site in s} - seen  # the paper's sampler leaves the training set
     masked = gen.generate(None, n=32, progress=False, num_steps=20, mask_unseen_elements=True)

@@ -296,7 +296,9 @@ class CrystalGenerator:
                           + "; ".join(f"{n} × {k}" for k, n in kinds.most_common()), stacklevel=3)
 
     # ------------------------------------------------------------------ sampling
-    def _settings(self, **overrides) -> SampleConfig:
+    def settings(self, **overrides) -> SampleConfig:
+        """The reverse-process settings a call with these ``overrides`` uses: the checkpoint's
+        :class:`tgdmat.config.SampleConfig` with every override that is not ``None`` applied (and checked)."""
         return dataclasses.replace(self.config.sample, **{k: v for k, v in overrides.items() if v is not None})
 
     def _run(self, num_atoms: list[int], cond, atom_types: list[int] | None, sc: SampleConfig, progress: bool,
@@ -366,7 +368,7 @@ class CrystalGenerator:
         compositions = list(compositions)
         if prompts is not None and len(prompts) != len(compositions):
             raise RequestError(f"got {len(prompts)} prompts for {len(compositions)} compositions")
-        sc = self._settings(**overrides)
+        sc = self.settings(**overrides)
         zs, notes = [], []
         for i, c in enumerate(compositions):
             z = composition_atoms(c)
@@ -455,7 +457,7 @@ class CrystalGenerator:
             raise ValueError("this is a CSP model (atom types are inputs); use sample_csp()")
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise RequestError(f"n must be a whole number >= 1, got {n!r}")
-        sc = self._settings(**overrides)
+        sc = self.settings(**overrides)
         rng = np.random.default_rng(sc.seed)
         if prompts is None:
             counts = self._draw_num_atoms(n, rng) if num_atoms is None else [int(k) for k in num_atoms]
