@@ -40,3 +40,16 @@ def test_subsample_is_seeded(perov_train):
     a = novelty_uniqueness(perov_train[:40], perov_train[40:60], n_max=10, seed=3)
     b = novelty_uniqueness(perov_train[:40], perov_train[40:60], n_max=10, seed=3)
     assert a["scored_indices"] == b["scored_indices"] and len(a["scored_indices"]) == 10
+
+
+def test_unseen_elements_counts_samples_with_elements_absent_from_training(perov_train):
+    from pymatgen.core import Lattice, Structure
+
+    from tgdmat.cli.evaluate import unseen_elements
+
+    cm = Structure(Lattice.cubic(4.0), ["Cm", "Os", "N", "N", "N"],
+                   [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    copies = perov_train[:3]
+    out = unseen_elements([*copies, cm, None], perov_train)
+    assert out["n_samples"] == 1 and out["elements"] == {"Cm": 1} and out["pct"] == 25.0
+    assert unseen_elements(copies, perov_train)["n_samples"] == 0
