@@ -77,6 +77,15 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
   run $PY -m tgdmat generate --checkpoint $G --n 1000 --steps 1000 --threads 1 --out runs/gen/perov_5_free1k_steps1000
   run $PY -m tgdmat evaluate runs/gen/perov_5_free1k_steps1000/samples.json --dataset perov_5 --predictor cdvae \
     --workers 1 --quiet --out results/gen_perov_5_text_facts_free1k_steps1000.json
+  # the same draw kept to the training split's elements, then prompt fidelity at 1,000 steps on the first 1,000 prompts
+  run $PY -m tgdmat generate --checkpoint $G --n 1000 --steps 1000 --mask-unseen-elements --threads 1 \
+    --out runs/gen/perov_5_free1k_steps1000_masked
+  run $PY -m tgdmat evaluate runs/gen/perov_5_free1k_steps1000_masked/samples.json --dataset perov_5 --predictor cdvae \
+    --workers 1 --quiet --out results/gen_perov_5_text_facts_free1k_steps1000_masked.json
+  run $PY -m tgdmat generate --checkpoint $G --per-prompt test --limit 1000 --steps 1000 --mask-unseen-elements --threads 1 \
+    --out runs/gen/perov_5_per_prompt1k_steps1000_masked
+  run $PY -m tgdmat evaluate runs/gen/perov_5_per_prompt1k_steps1000_masked/samples.json --dataset perov_5 --predictor cdvae \
+    --workers 1 --quiet --out results/gen_perov_5_text_facts_per_prompt1k_steps1000_masked.json
 fi
 if want carbon; then  # Carbon-24 CSP (issue 19): template start chosen on the held-out slice, then the test split
   C=$CK/carbon_24_csp_text_facts.pt
