@@ -440,5 +440,9 @@ def test_replicate_difference_is_welch_over_seeds():
     r = replicate_difference([76.0, 74.0, 75.0], [73.0, 75.0, 74.0])
     assert r["diff"] == pytest.approx(-1.0) and r["sd_a"] == pytest.approx(1.0) and r["sd_b"] == pytest.approx(1.0)
     assert r["se"] == pytest.approx(np.sqrt(1 / 3 + 1 / 3))
+    assert r["df"] == pytest.approx(4.0)  # equal variances and sizes: n_a + n_b − 2
+    from scipy.stats import t
+
+    assert r["ci95"][1] - r["diff"] == pytest.approx(t.ppf(0.975, 4) * r["se"])  # 2.78 SE, not 2
     with pytest.raises(ValueError, match="at least 2 runs"):
         replicate_difference([76.0], [73.0, 75.0])

@@ -64,15 +64,23 @@ def paired_difference(a: Mapping, b: Mapping) -> dict:
 def replicate_difference(rates_a: Sequence[float], rates_b: Sequence[float]) -> dict:
     """Recipe ``b`` minus recipe ``a`` from their training runs' match rates (one rate per seed).
 
-    Returns the means, the sample standard deviations across seeds, ``diff`` (mean b − mean a) and
-    its Welch standard error ``se`` = √(sd_a²/n_a + sd_b²/n_b); at least two runs per recipe.
+    Returns the means, the sample standard deviations across seeds, ``diff`` (mean b − mean a), its
+    Welch standard error ``se`` = √(sd_a²/n_a + sd_b²/n_b), the Welch–Satterthwaite degrees of
+    freedom ``df`` and the 95 % interval ``ci95`` = diff ± t_{0.975, df} · se (with three runs per
+    recipe t is near 2.8, not 2); at least two runs per recipe.
     """
+    from scipy.stats import t as student_t
+
     a, b = np.asarray(rates_a, dtype=float), np.asarray(rates_b, dtype=float)
     if a.size < 2 or b.size < 2:
         raise ValueError(f"replicate_difference: at least 2 runs per recipe, got {a.size} and {b.size}")
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("replicate_difference: a match rate is not finite")
     sd_a, sd_b = float(a.std(ddof=1)), float(b.std(ddof=1))
+    va, vb = sd_a**2 / a.size, sd_b**2 / b.size
+    se = math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1)) if se > 0 else float(a.size + b.size - 2)
+    diff = float(b.mean() - a.mean())
+    half = float(student_t.ppf(0.975, df)) * se
     return {"n_a": int(a.size), "n_b": int(b.size), "mean_a": float(a.mean()), "mean_b": float(b.mean()),
-            "sd_a": sd_a, "sd_b": sd_b, "diff": float(b.mean() - a.mean()),
-            "se": math.sqrt(sd_a**2 / a.size + sd_b**2 / b.size)}
+            "sd_a": sd_a, "sd_b": sd_b, "diff": diff, "se": se, "df": float(df), "ci95": (diff - half, diff + half)}
