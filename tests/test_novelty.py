@@ -45,7 +45,7 @@ def test_subsample_is_seeded(perov_train):
 def test_unseen_elements_counts_samples_with_elements_absent_from_training(perov_train):
     from pymatgen.core import Lattice, Structure
 
-    from tgdmat.cli.evaluate import unseen_elements
+    from tgdmat.metrics import unseen_elements
 
     cm = Structure(Lattice.cubic(4.0), ["Cm", "Os", "N", "N", "N"],
                    [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])

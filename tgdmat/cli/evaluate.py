@@ -220,23 +220,6 @@ def _training_for_novelty(args, made_by: dict | None):
                                        "n_max": args.novelty_max, "seed": args.seed}
 
 
-def unseen_elements(generated: list, training: list) -> dict:
-    """How many generated structures hold an element that no training crystal holds, and which.
-
-    ``generated`` may contain ``None`` (failed samples, not counted). Returns ``n_samples``,
-    ``pct`` (of the structures that exist) and ``elements`` (symbol → structures holding it).
-    """
-    seen = {el.symbol for s in training for el in s.composition.elements}
-    found = [sorted({el.symbol for el in s.composition.elements} - seen) for s in generated if s is not None]
-    counts: dict[str, int] = {}
-    for els in found:
-        for el in els:
-            counts[el] = counts.get(el, 0) + 1
-    n_bad = sum(bool(els) for els in found)
-    return {"n_samples": n_bad, "pct": 100.0 * n_bad / len(found) if found else 0.0,
-            "elements": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tgdmat evaluate",
@@ -337,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         if fact_counts:
             result["fidelity"] = {**(result["fidelity"] or {}), **fact_counts}
         if training is not None:
-            result["elements_unseen_in_training"] = unseen_elements([e.structure for e in entries], training)
+            result["elements_unseen_in_training"] = metrics.unseen_elements([e.structure for e in entries], training)
         config.update(n_samples=args.n_samples, seed=args.seed, predictor=args.predictor,
                       comp_scaler=args.comp_scaler, symprec=args.symprec, angle_tolerance=args.angle_tolerance,
                       cov_cutoffs={"standard": metrics.cov_cutoffs(args.dataset, "standard"),

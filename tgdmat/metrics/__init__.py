@@ -49,6 +49,7 @@ _LAZY = {
     "prompt_fidelity": "fidelity",
     "observed_facts": "fidelity",
     "normalise_facts": "fidelity",
+    "unseen_elements": "novelty",
     "paired_difference": "compare",
     "replicate_difference": "compare",
     "per_target_hits": "compare",

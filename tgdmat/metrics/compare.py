@@ -11,8 +11,9 @@ seed (initialisation, mini-batch order, dropout draws) give different models. Wi
 recipe, :func:`replicate_difference` compares the recipes by the mean of their runs, with the
 standard error from the spread between runs (Welch), which already contains the draw noise.
 
-Both read the ``per_target`` block that :func:`tgdmat.benchmark.csp_benchmark` writes into every
-CSP result (the material id of each target and the RMS of its best match, ``None`` for a miss).
+:func:`paired_difference` reads the ``per_target`` block that :func:`tgdmat.benchmark.csp_benchmark`
+writes into every CSP result (the material id of each target and the RMS of its best match, ``None``
+for a miss); :func:`replicate_difference` takes one match rate per training run.
 """
 from __future__ import annotations
 

@@ -129,3 +129,20 @@ def novelty_uniqueness(generated: Sequence, training: Sequence, valid: Sequence[
         }
     out["seconds"] = round(time.perf_counter() - t0, 2)
     return out
+
+
+def unseen_elements(generated: list, training: list) -> dict:
+    """How many generated structures hold an element that no training crystal holds, and which.
+
+    ``generated`` may contain ``None`` (failed samples, not counted). Returns ``n_samples``,
+    ``pct`` (of the structures that exist) and ``elements`` (symbol → structures holding it).
+    """
+    seen = {el.symbol for s in training for el in s.composition.elements}
+    found = [sorted({el.symbol for el in s.composition.elements} - seen) for s in generated if s is not None]
+    counts: dict[str, int] = {}
+    for els in found:
+        for el in els:
+            counts[el] = counts.get(el, 0) + 1
+    n_bad = sum(bool(els) for els in found)
+    return {"n_samples": n_bad, "pct": 100.0 * n_bad / len(found) if found else 0.0,
+            "elements": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}
