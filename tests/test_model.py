@@ -327,3 +327,24 @@ def test_generation_step_benchmark_scores_each_setting_on_the_held_out_slice(tmp
     with pytest.raises(SystemExit):  # a CSP checkpoint is refused with a message, not a traceback
         bench.main(["--checkpoint", str(ROOT / "results" / "checkpoints" / "perov_5_csp_quick.pt"),
                     "--out", str(tmp_path / "x.json")])
+
+
+def test_generation_guidance_benchmark_scores_fidelity_on_the_held_out_slice(tmp_path):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_gen_guidance", ROOT / "benchmarks" / "bench_gen_guidance.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    ck = ROOT / "results" / "checkpoints" / "perov_5_gen_text_facts.pt"
+    out = tmp_path / "w.json"
+    assert bench.main(["--checkpoint", str(ck), "--guidance", "1", "2", "--steps", "3", "--limit", "4",
+                       "--mask-unseen-elements", "--threads", "1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert [r["guidance_scale"] for r in res["rows"]] == [1.0, 2.0]
+    assert [r["network_evaluations"] for r in res["rows"]] == [6, 12]  # guidance doubles the evaluations
+    assert res["split"].endswith("holdout(val)") and res["n_prompts"] == 4
+    assert res["real_crystals"]["formula_match_pct"] == 100.0  # the slice's own crystals state their formulas
+    assert res["best"] in res["rows"] and all(0 <= r["mean_fidelity_pct"] <= 100 for r in res["rows"])
+    with pytest.raises(SystemExit):
+        bench.main(["--checkpoint", str(ck), "--guidance", "-1", "--out", str(tmp_path / "x.json")])
