@@ -91,6 +91,11 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
     --out results/sampler_holdout_perov_5_gen_guidance.json
   run $PY benchmarks/bench_gen_guidance.py --checkpoint $G --guidance 1 2 3 --steps 1000 --mask-unseen-elements --threads 2 \
     --out results/sampler_holdout_perov_5_gen_guidance_steps1000.json
+  W=$($PY -c "import json; print(json.load(open('results/sampler_holdout_perov_5_gen_guidance_steps1000.json'))['best']['guidance_scale'])")
+  run $PY -m tgdmat generate --checkpoint $G --per-prompt test --limit 1000 --steps 1000 --guidance $W --mask-unseen-elements \
+    --threads 1 --out runs/gen/perov_5_per_prompt1k_steps1000_w2_masked
+  run $PY -m tgdmat evaluate runs/gen/perov_5_per_prompt1k_steps1000_w2_masked/samples.json --dataset perov_5 --predictor cdvae \
+    --workers 1 --quiet --out results/gen_perov_5_text_facts_per_prompt1k_steps1000_w2_masked.json
 fi
 if want carbon; then  # Carbon-24 CSP (issue 19): template start chosen on the held-out slice, then the test split
   C=$CK/carbon_24_csp_text_facts.pt
