@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -39,9 +38,9 @@ def mean_fidelity(fid: dict) -> float:
 
 def main(argv=None) -> int:
     from tgdmat import metrics
-    from tgdmat.benchmark import split_prompts, write_result
-    from tgdmat.data import load_splits
+    from tgdmat.benchmark import split_prompts, torch_threads, write_result
     from tgdmat.sample import from_pretrained
+    from tgdmat.data import model_splits
     from tgdmat.text import parse_prompt
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,15 +58,13 @@ def main(argv=None) -> int:
         ap.error(f"--guidance values must be finite and >= 0, got {args.guidance}")
     if args.steps < 1:
         ap.error(f"--steps must be >= 1, got {args.steps}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch_threads(args.threads)
     gen = from_pretrained(args.checkpoint, device="cpu")
     cfg = gen.config
     if cfg.model.task != "gen":
         ap.error(f"{args.checkpoint} is a {cfg.model.task} model; this benchmark needs a generation (gen) model")
     dataset = cfg.model.dataset
-    hold = load_splits(dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed,
-                       progress=False).val
+    hold = model_splits(cfg, progress=False).val
     if args.limit is not None:
         if args.limit < 1:
             ap.error(f"--limit must be >= 1, got {args.limit}")

@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -46,10 +45,10 @@ def score(structures, reference, dataset: str, seed: int) -> dict:
 
 
 def main(argv=None) -> int:
-    from tgdmat.benchmark import step_lr_arg, write_result
-    from tgdmat.data import load_splits
-    from tgdmat.diffusion.time import TIME_SPACINGS
+    from tgdmat.benchmark import step_lr_arg, torch_threads, write_result
     from tgdmat.sample import from_pretrained
+    from tgdmat.data import model_splits
+    from tgdmat.diffusion.time import TIME_SPACINGS
     from tgdmat.sample_set import training_requests
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,14 +68,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.n < 1:
         ap.error(f"--n must be >= 1, got {args.n}")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch_threads(args.threads)
     gen = from_pretrained(args.checkpoint, device="cpu")
     cfg = gen.config
     if cfg.model.task != "gen":
         ap.error(f"{args.checkpoint} is a {cfg.model.task} model; this benchmark needs a generation (gen) model")
     dataset = cfg.model.dataset
-    splits = load_splits(dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed, progress=False)
+    splits = model_splits(cfg, progress=False)
     n_ref = len(splits.val) if args.limit_reference is None else min(args.limit_reference, len(splits.val))
     if n_ref < 1:
         ap.error(f"--limit-reference must be >= 1, got {args.limit_reference}")

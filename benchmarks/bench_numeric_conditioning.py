@@ -124,15 +124,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from tgdmat.data import load_splits
+    from tgdmat.data import model_splits
 
     out = {"variants": {}}
     for name, ckpt, csp_path, sel_path in (("text", args.text, args.csp_text, args.csp_text_select),
                                            ("text+facts", args.facts, args.csp_facts, args.csp_facts_select)):
         gen = from_pretrained(ckpt, device="cpu")
         cfg = gen.config
-        splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed,
-                             progress=False)
+        splits = model_splits(cfg, progress=False)
         train_ds = splits.train.subset(range(min(args.probe_train, len(splits.train))))
         test_ds = load_dataset(cfg.model.dataset, "test", progress=False)
         t0 = time.perf_counter()

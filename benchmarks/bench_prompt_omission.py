@@ -55,7 +55,7 @@ def prompts_for(condition: str, facts: list, dataset: str, seed: int) -> list[st
 
 def main(argv=None) -> int:
     from tgdmat.benchmark import csp_benchmark, write_result
-    from tgdmat.data import load_dataset, load_splits
+    from tgdmat.data import load_dataset, model_splits
     from tgdmat.sample import from_pretrained
     from tgdmat.conditioning import split_facts
 
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     if args.split == "test":
         ds = load_dataset(name, "test")
     else:
-        ds = load_splits(name, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed).val
+        ds = model_splits(cfg).val
     if args.limit is not None:
         ds = ds.subset(range(min(args.limit, len(ds))))
     facts = split_facts(ds, progress=False)

@@ -23,7 +23,7 @@ import torch
 
 def main(argv=None) -> int:
     from tgdmat.benchmark import csp_benchmark, step_lr_arg, write_result
-    from tgdmat.data import load_splits
+    from tgdmat.data import model_splits
     from tgdmat.diffusion.time import TIME_SPACINGS
     from tgdmat.sample import from_pretrained
 
@@ -52,8 +52,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     gen = from_pretrained(args.checkpoint, device="cpu")
     cfg = gen.config
-    splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed,
-                         progress=False)
+    splits = model_splits(cfg, progress=False)
     if any(g != 0 for g in args.guide_scale) and not args.property_guide:
         ap.error("--guide-scale other than 0 needs --property-guide")
     rows = []

@@ -317,6 +317,7 @@ def test_replicate_seeds_share_the_holdout_slice():
     s_rep = D.load_splits("perov_5", holdout_fraction=0.1, seed=rep.split_seed, progress=False)
     assert s_rep.val.material_ids == s0.val.material_ids
     cfg = Config.from_json(Config(train=rep).to_json())  # survives the checkpoint's JSON
+    assert D.model_splits(cfg, progress=False).val.material_ids == s0.val.material_ids  # what every reader uses
     assert cfg.train.split_seed == 0 and cfg.train.seed == 2
     with pytest.raises(ConfigError, match="holdout_seed"):
         TrainConfig(holdout_seed=-1)

@@ -156,6 +156,16 @@ def test_two_process_gloo_run_matches_one_process(small_splits, tmp_path):
         assert r1["holdout_loss"] == pytest.approx(r2["holdout_loss"], rel=1e-4)
 
 
+def _benchmark(name: str):
+    """A script of benchmarks/ imported as a module (they are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 @pytest.fixture(scope="module")
 def trained(small_splits, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
@@ -256,8 +266,6 @@ def test_csp_benchmark_returns_one_of_k_draws(trained, perov_test):
 
 
 def test_csp_benchmark_unconditional_passes_no_prompt_and_omission_none_uses_it(trained, perov_test, monkeypatch):
-    import importlib.util
-
     from tgdmat.benchmark import csp_benchmark
 
     gen = tgdmat.from_pretrained(trained["csp"], device="cpu")
@@ -276,9 +284,7 @@ def test_csp_benchmark_unconditional_passes_no_prompt_and_omission_none_uses_it(
     with pytest.raises(ValueError, match="unconditional"):
         csp_benchmark(gen, perov_test, limit=2, progress=False, unconditional=True, prompts=["a", "b"])
     # the omission benchmark's "none" condition is the null prompt, not the template
-    spec = importlib.util.spec_from_file_location("bench_prompt_omission", ROOT / "benchmarks" / "bench_prompt_omission.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark("bench_prompt_omission")
     assert bench.prompts_for("none", [], "perov_5", 0) is None
     assert "unconditional=prompts is None" in (ROOT / "benchmarks" / "bench_prompt_omission.py").read_text()
 
@@ -308,12 +314,9 @@ def test_cli_selection_result_names_the_regressor_that_chose(tmp_path):
 
 
 def test_generation_step_benchmark_scores_each_setting_on_the_held_out_slice(tmp_path):
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("bench_gen_steps", ROOT / "benchmarks" / "bench_gen_steps.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark("bench_gen_steps")
     ck = ROOT / "results" / "checkpoints" / "perov_5_gen_text_facts.pt"
     out = tmp_path / "steps.json"
     assert bench.main(["--checkpoint", str(ck), "--n", "3", "--steps", "2", "4", "--limit-reference", "6",
@@ -330,12 +333,9 @@ def test_generation_step_benchmark_scores_each_setting_on_the_held_out_slice(tmp
 
 
 def test_generation_guidance_benchmark_scores_fidelity_on_the_held_out_slice(tmp_path):
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("bench_gen_guidance", ROOT / "benchmarks" / "bench_gen_guidance.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark("bench_gen_guidance")
     ck = ROOT / "results" / "checkpoints" / "perov_5_gen_text_facts.pt"
     out = tmp_path / "w.json"
     assert bench.main(["--checkpoint", str(ck), "--guidance", "1", "2", "--steps", "3", "--limit", "4",

@@ -606,6 +606,16 @@ def load_splits(
     )
 
 
+def model_splits(config, progress: bool = True, **kwargs) -> Splits:
+    """The splits a model with this :class:`tgdmat.config.Config` was trained and selected on.
+
+    Its data set, held-out fraction and split seed (:attr:`tgdmat.config.TrainConfig.split_seed`);
+    ``max_train`` is the caller's to apply to ``train``. ``kwargs`` go to :func:`load_splits`.
+    """
+    return load_splits(config.model.dataset, holdout_fraction=config.train.holdout_fraction,
+                       seed=config.train.split_seed, progress=progress, **kwargs)
+
+
 # --------------------------------------------------------------------------------------------
 # Upstream downloads (for Colab users; never called by tests or CI against the network)
 # --------------------------------------------------------------------------------------------

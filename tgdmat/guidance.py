@@ -249,7 +249,7 @@ def main(argv=None) -> int:
 
     from tgdmat.checkpoint import load_checkpoint
     from tgdmat.config import Config
-    from tgdmat.data import load_splits
+    from tgdmat.data import model_splits
     from tgdmat.provenance import write_result
 
     ap = argparse.ArgumentParser(prog="python -m tgdmat.guidance", description=main.__doc__)
@@ -266,7 +266,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     ck = load_checkpoint(args.checkpoint)
     cfg = Config.from_json(ck["config"])
-    splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed)
+    splits = model_splits(cfg)
     model, summary = train_noisy_property(cfg.model, splits.train, splits.val, epochs=args.epochs,
                                           batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     save_noisy_property(model, args.out, summary)

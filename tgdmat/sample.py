@@ -199,14 +199,17 @@ class CrystalGenerator:
     def training_elements(self) -> frozenset[int]:
         """Atomic numbers present in the training split (from the checkpoint, else recomputed)."""
         if "train_elements" not in self.info:
-            from tgdmat.data import load_splits
-
-            tc = self.config.train
-            splits = load_splits(self.config.model.dataset, holdout_fraction=tc.holdout_fraction, seed=tc.split_seed,
-                                 progress=False)
-            train = splits.train if tc.max_train is None else splits.train.subset(range(tc.max_train))
-            self.info["train_elements"] = sorted({int(z) for z in np.unique(train.atom_types)})
+            self.info["train_elements"] = sorted({int(z) for z in np.unique(self._training_split().atom_types)})
         return frozenset(self.info["train_elements"])
+
+    def _training_split(self):
+        """The crystals this model was trained on, rebuilt from its config (data set, held-out
+        fraction, split seed and ``max_train``)."""
+        from tgdmat.data import model_splits
+
+        train = model_splits(self.config, progress=False).train
+        mt = self.config.train.max_train
+        return train if mt is None else train.subset(range(mt))
 
     def check_request(self, atoms: Sequence[int] | int, prompt: str | None = None,
                       allow_unseen_elements: bool = False, what: str = "request") -> list[str]:
@@ -483,14 +486,9 @@ class CrystalGenerator:
         and ``max_train``), so retrieval sees exactly the crystals the model was trained on.
         """
         if getattr(self, "_template_index", None) is None:
-            from tgdmat.data import load_splits
             from tgdmat.retrieval import TemplateIndex
 
-            tc = self.config.train
-            splits = load_splits(self.config.model.dataset, holdout_fraction=tc.holdout_fraction, seed=tc.split_seed,
-                                 progress=False)
-            train = splits.train if tc.max_train is None else splits.train.subset(range(tc.max_train))
-            self._template_index = TemplateIndex(train)
+            self._template_index = TemplateIndex(self._training_split())
         return self._template_index
 
     def sample_csp_templated(self, compositions, prompts: Sequence[str] | None, template_t: int,

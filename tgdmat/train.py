@@ -91,11 +91,10 @@ class _Rank:
 def prepare(cfg: Config, splits=None, progress: bool = True):
     """Splits, prompt tables and property statistics for ``cfg`` (shared by training and evaluation)."""
     from tgdmat.conditioning import build_prompt_table
-    from tgdmat.data import load_splits
+    from tgdmat.data import model_splits
 
     if splits is None:
-        splits = load_splits(cfg.model.dataset, holdout_fraction=cfg.train.holdout_fraction, seed=cfg.train.split_seed,
-                             progress=progress)
+        splits = model_splits(cfg, progress=progress)
     train_ds = splits.train
     if cfg.train.max_train is not None and cfg.train.max_train < len(train_ds):
         train_ds = train_ds.subset(range(cfg.train.max_train))
