@@ -38,6 +38,9 @@ command_for() {
     perov_5_csp_long_prompt_grounded) echo "$LONGP --grounding sites+attention" ;;
     perov_5_gen_text_facts)          echo "--dataset perov_5 --task gen --conditioning text+facts --epochs 1000 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25" ;;
     carbon_24_csp_text_facts)        echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25" ;;
+    # the Carbon-24 model that never learns one fact (what stating it is worth; same budget, ≈ 80 min each)
+    carbon_24_csp_text_facts_no_energy) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --never-stated energy_per_atom" ;;
+    carbon_24_csp_text_facts_no_space_group) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --never-stated space_group" ;;
     carbon_24_csp_text_facts_dropout) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --attribute-dropout 0.2 --paraphrase --prompt-variants 8" ;;
     carbon_24_csp_text_facts_dropout10) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --attribute-dropout 0.1 --paraphrase --prompt-variants 8" ;;
     carbon_24_gen_text_facts)        echo "--dataset carbon_24 --task gen --conditioning text+facts --epochs 600 --eval-every 20" ;;
@@ -54,7 +57,7 @@ NAMES="perov_5_csp_quick perov_5_csp_text perov_5_csp_text_facts perov_5_csp_lon
 perov_5_csp_long_text_facts_seed1 perov_5_csp_long_text_facts_seed2
 perov_5_csp_text_facts_dropout perov_5_csp_text_facts_dropout10 perov_5_csp_text_facts_dropout05
 perov_5_csp_text_facts_dropout10_seed1 perov_5_csp_text_facts_dropout10_seed2 perov_5_csp_text_facts_no_energy perov_5_csp_long_prompt_pooled perov_5_csp_long_prompt_sites perov_5_csp_long_prompt_grounded
-perov_5_gen_text_facts carbon_24_csp_text_facts carbon_24_csp_text_facts_dropout carbon_24_csp_text_facts_dropout10 carbon_24_gen_text_facts carbon_24_csp_long_prompt_sites"
+perov_5_gen_text_facts carbon_24_csp_text_facts carbon_24_csp_text_facts_no_energy carbon_24_csp_text_facts_no_space_group carbon_24_csp_text_facts_dropout carbon_24_csp_text_facts_dropout10 carbon_24_gen_text_facts carbon_24_csp_long_prompt_sites"
 
 if [ "${1:-list}" = list ]; then
   for n in $NAMES; do echo "$n: $PY -m tgdmat train $(command_for "$(base_of "$n")") --seed $(seed_of "$n") --threads 1 --out $RUNS/$n"; done
