@@ -116,6 +116,12 @@ if want long; then  # long prompts (issue 22): pooled description vs per-atom gr
     run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_$v.pt --split test --threads 1 \
       --out results/csp_perov_5_long_prompt_$v.json
   done
+  # a second training run of the two grounded recipes (bash scripts/train_checkpoints.sh perov_5_csp_long_prompt_sites_seed1
+  # perov_5_csp_long_prompt_grounded_seed1): is attention's gain over site facts larger than two runs of one recipe differ?
+  for v in sites grounded; do
+    run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_${v}_seed1.pt --split test --threads 1 \
+      --out results/csp_perov_5_long_prompt_${v}_seed1.json
+  done
   run $PY -m tgdmat csp --checkpoint $CK/carbon_24_csp_long_prompt_sites.pt --split test --strict --threads 1 \
     --out results/csp_carbon_24_long_prompt_sites.json
   # match@20 on the first test crystals (20 draws of the whole split ≈ 2 CPU-hours per model)
@@ -200,6 +206,12 @@ if want prompts; then  # what each stated fact is worth (issue 16): omission / p
   run $PY -m tgdmat csp --checkpoint $E --split test --strict --threads 1 --out results/csp_carbon_24_text_facts_dropout10.json
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $E --limit 1000 \
     --conditions template omit:energy_per_atom omit:space_group none --threads 1 --out results/omission_carbon_24_text_facts_dropout10.json
+  # what the energy and the space group are worth on Carbon-24: the models trained with each never stated
+  # (bash scripts/train_checkpoints.sh carbon_24_csp_text_facts_no_energy carbon_24_csp_text_facts_no_space_group), w = 1 as above
+  run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/carbon_24_csp_text_facts_no_energy.pt --limit 1000 \
+    --conditions omit:energy_per_atom none --threads 1 --out results/omission_carbon_24_text_facts_no_energy.json
+  run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/carbon_24_csp_text_facts_no_space_group.pt --limit 1000 \
+    --conditions omit:space_group none --threads 1 --out results/omission_carbon_24_text_facts_no_space_group.json
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
