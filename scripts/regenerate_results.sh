@@ -127,7 +127,7 @@ if want long; then  # long prompts (issue 22): pooled description vs per-atom gr
   # is the RMSE gap a sampler setting? 100 against 1,000 steps on the held-out slice
   run $PY benchmarks/bench_sampler_holdout.py --checkpoint $CK/perov_5_csp_long_prompt_grounded.pt --guidance 1 --steps 100 1000 \
     --threads 1 --out results/sampler_holdout_perov_5_long_prompt_grounded_steps.json
-  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_grounded.pt --split test --steps 1000 --threads 1 \
+  run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_grounded.pt --split test --steps 1000 --threads 2 \
     --out results/csp_perov_5_long_prompt_grounded_steps1000.json
   # match@20 on the first test crystals (20 draws of the whole split ≈ 2 CPU-hours per model)
   run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_grounded.pt --split test --n 20 --limit 500 --threads 1 \
@@ -214,9 +214,9 @@ if want prompts; then  # what each stated fact is worth (issue 16): omission / p
   # what the energy and the space group are worth on Carbon-24: the models trained with each never stated
   # (bash scripts/train_checkpoints.sh carbon_24_csp_text_facts_no_energy carbon_24_csp_text_facts_no_space_group), w = 1 as above
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/carbon_24_csp_text_facts_no_energy.pt --limit 1000 \
-    --conditions omit:energy_per_atom none --threads 1 --out results/omission_carbon_24_text_facts_no_energy.json
+    --conditions omit:energy_per_atom none --threads 1 --out results/omission_carbon_24_csp_text_facts_no_energy.json
   run $PY benchmarks/bench_prompt_omission.py --checkpoint $CK/carbon_24_csp_text_facts_no_space_group.pt --limit 1000 \
-    --conditions omit:space_group none --threads 1 --out results/omission_carbon_24_text_facts_no_space_group.json
+    --conditions omit:space_group none --threads 1 --out results/omission_carbon_24_csp_text_facts_no_space_group.json
 fi
 if want others; then  # made from clean commits already; re-run to move them to the current provenance block
   run $PY scripts/baselines.py --dataset perov_5 --quiet    # baselines_perov_5.json
