@@ -21,6 +21,8 @@ DEST=${DEST:-.}  # where results/ receives the copies (another checkout keeps th
 LONG="--dataset perov_5 --task csp --prompt short --epochs 800 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 20"
 # Perov-5 long-prompt models, one 300-epoch budget (≈ 15–25 min each, plus encoding the descriptions once)
 LONGP="--dataset perov_5 --task csp --prompt long --conditioning text --epochs 300 --eval-every 20"
+# Carbon-24 CSP, the 1,500-epoch short-prompt models (≈ 80 min each)
+CARBON="--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25"
 
 command_for() {
   case "$1" in
@@ -37,12 +39,12 @@ command_for() {
     perov_5_csp_long_prompt_sites)   echo "$LONGP --grounding sites" ;;
     perov_5_csp_long_prompt_grounded) echo "$LONGP --grounding sites+attention" ;;
     perov_5_gen_text_facts)          echo "--dataset perov_5 --task gen --conditioning text+facts --epochs 1000 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25" ;;
-    carbon_24_csp_text_facts)        echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25" ;;
+    carbon_24_csp_text_facts)        echo "$CARBON" ;;
     # the Carbon-24 model that never learns one fact (what stating it is worth; same budget, ≈ 80 min each)
-    carbon_24_csp_text_facts_no_energy) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --never-stated energy_per_atom" ;;
-    carbon_24_csp_text_facts_no_space_group) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --never-stated space_group" ;;
-    carbon_24_csp_text_facts_dropout) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --attribute-dropout 0.2 --paraphrase --prompt-variants 8" ;;
-    carbon_24_csp_text_facts_dropout10) echo "--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25 --attribute-dropout 0.1 --paraphrase --prompt-variants 8" ;;
+    carbon_24_csp_text_facts_no_energy) echo "$CARBON --never-stated energy_per_atom" ;;
+    carbon_24_csp_text_facts_no_space_group) echo "$CARBON --never-stated space_group" ;;
+    carbon_24_csp_text_facts_dropout) echo "$CARBON --attribute-dropout 0.2 --paraphrase --prompt-variants 8" ;;
+    carbon_24_csp_text_facts_dropout10) echo "$CARBON --attribute-dropout 0.1 --paraphrase --prompt-variants 8" ;;
     carbon_24_gen_text_facts)        echo "--dataset carbon_24 --task gen --conditioning text+facts --epochs 600 --eval-every 20" ;;
     # Carbon-24 long prompts, per-site facts (≈ 35 min plus encoding the descriptions once)
     carbon_24_csp_long_prompt_sites) echo "--dataset carbon_24 --task csp --prompt long --conditioning text --epochs 800 --eval-every 20 --grounding sites" ;;
