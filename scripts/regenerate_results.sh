@@ -96,6 +96,11 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
     --threads 1 --out runs/gen/perov_5_per_prompt1k_steps1000_w2_masked
   run $PY -m tgdmat evaluate runs/gen/perov_5_per_prompt1k_steps1000_w2_masked/samples.json --dataset perov_5 --predictor cdvae \
     --workers 1 --quiet --out results/gen_perov_5_text_facts_per_prompt1k_steps1000_w2_masked.json
+  # the whole test split at that w (≈ 2 CPU-hours; resumable: started stop 30, not finished yet)
+  run $PY -m tgdmat generate --checkpoint $G --per-prompt test --steps 1000 --guidance $W --mask-unseen-elements \
+    --threads 1 --out runs/gen/perov_5_per_prompt_steps1000_w2_masked
+  run $PY -m tgdmat evaluate runs/gen/perov_5_per_prompt_steps1000_w2_masked/samples.json --dataset perov_5 --predictor cdvae \
+    --workers 1 --quiet --out results/gen_perov_5_text_facts_per_prompt_steps1000_w2_masked.json
 fi
 if want carbon; then  # Carbon-24 CSP (issue 19): template start chosen on the held-out slice, then the test split
   C=$CK/carbon_24_csp_text_facts.pt

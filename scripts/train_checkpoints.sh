@@ -48,6 +48,9 @@ command_for() {
     carbon_24_gen_text_facts)        echo "--dataset carbon_24 --task gen --conditioning text+facts --epochs 600 --eval-every 20" ;;
     # Carbon-24 long prompts, per-site facts (≈ 35 min plus encoding the descriptions once)
     carbon_24_csp_long_prompt_sites) echo "--dataset carbon_24 --task csp --prompt long --conditioning text --epochs 800 --eval-every 20 --grounding sites" ;;
+    # … and with attention over the sentences (≈ 3 CPU-hours; training started stop 30, resumes from its last.pt;
+    # it joins NAMES below when its checkpoint is committed — tests/test_checkpoints_provenance.py compares the two)
+    carbon_24_csp_long_prompt_grounded) echo "--dataset carbon_24 --task csp --prompt long --conditioning text --epochs 800 --eval-every 20 --grounding sites+attention" ;;
     *) return 1 ;;
   esac
 }
