@@ -59,10 +59,8 @@ def main(argv=None) -> int:
     if args.steps < 1:
         ap.error(f"--steps must be >= 1, got {args.steps}")
     torch_threads(args.threads)
-    gen = from_pretrained(args.checkpoint, device="cpu")
+    gen = from_pretrained(args.checkpoint, device="cpu", task="gen")
     cfg = gen.config
-    if cfg.model.task != "gen":
-        ap.error(f"{args.checkpoint} is a {cfg.model.task} model; this benchmark needs a generation (gen) model")
     dataset = cfg.model.dataset
     hold = model_splits(cfg, progress=False).val
     if args.limit is not None:
@@ -104,4 +102,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tgdmat.benchmark import run_script
+
+    raise SystemExit(run_script(main))

@@ -69,10 +69,8 @@ def main(argv=None) -> int:
     if args.n < 1:
         ap.error(f"--n must be >= 1, got {args.n}")
     torch_threads(args.threads)
-    gen = from_pretrained(args.checkpoint, device="cpu")
+    gen = from_pretrained(args.checkpoint, device="cpu", task="gen")
     cfg = gen.config
-    if cfg.model.task != "gen":
-        ap.error(f"{args.checkpoint} is a {cfg.model.task} model; this benchmark needs a generation (gen) model")
     dataset = cfg.model.dataset
     splits = model_splits(cfg, progress=False)
     n_ref = len(splits.val) if args.limit_reference is None else min(args.limit_reference, len(splits.val))
@@ -106,4 +104,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tgdmat.benchmark import run_script
+
+    raise SystemExit(run_script(main))

@@ -78,9 +78,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
 
-    gen = from_pretrained(args.checkpoint, device="cpu")
-    if gen.config.model.task != "gen":
-        raise SystemExit(f"{args.checkpoint} is a {gen.config.model.task!r} model; the gallery needs a generation model")
+    gen = from_pretrained(args.checkpoint, device="cpu", task="gen")
     dataset = gen.config.model.dataset
     test = load_dataset(dataset, "test", progress=False)
     rows = TEMPLATE_ROWS[dataset]
@@ -138,4 +136,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tgdmat.benchmark import run_script
+
+    raise SystemExit(run_script(main))

@@ -327,9 +327,15 @@ def test_generation_step_benchmark_scores_each_setting_on_the_held_out_slice(tmp
     assert res["split"].endswith("holdout(val)") and "test" not in res["split"]
     assert res["n_reference"] == 6 and 0 <= res["real_training_crystals"]["cov_p_pct"] <= 100
     assert any(i["path"].endswith("perov_5_gen_text_facts.pt") for i in res["inputs"])
-    with pytest.raises(SystemExit):  # a CSP checkpoint is refused with a message, not a traceback
-        bench.main(["--checkpoint", str(ROOT / "results" / "checkpoints" / "perov_5_csp_quick.pt"),
-                    "--out", str(tmp_path / "x.json")])
+    from tgdmat.benchmark import run_script
+    from tgdmat.checkpoint import CheckpointError
+
+    csp = ROOT / "results" / "checkpoints" / "perov_5_csp_quick.pt"
+    with pytest.raises(CheckpointError, match="perov_5_csp_quick.pt: a csp model; a generation"):
+        bench.main(["--checkpoint", str(csp), "--out", str(tmp_path / "x.json")])
+    # as a script: one line on stderr, exit status 2, no traceback
+    assert run_script(lambda: bench.main(["--checkpoint", str(csp), "--out", str(tmp_path / "x.json")])) == 2
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_generation_guidance_benchmark_scores_fidelity_on_the_held_out_slice(tmp_path):
@@ -348,3 +354,14 @@ def test_generation_guidance_benchmark_scores_fidelity_on_the_held_out_slice(tmp
     assert res["best"] in res["rows"] and all(0 <= r["mean_fidelity_pct"] <= 100 for r in res["rows"])
     with pytest.raises(SystemExit):
         bench.main(["--checkpoint", str(ck), "--guidance", "-1", "--out", str(tmp_path / "x.json")])
+
+
+def test_from_pretrained_refuses_a_model_of_the_wrong_task_by_name():
+    from tgdmat.checkpoint import CheckpointError
+
+    ck = ROOT / "results" / "checkpoints" / "perov_5_gen_text_facts.pt"
+    with pytest.raises(CheckpointError, match="perov_5_gen_text_facts.pt: a gen model; a structure prediction"):
+        tgdmat.from_pretrained(ck, device="cpu", task="csp")
+    assert tgdmat.from_pretrained(ck, device="cpu", task="gen").config.model.task == "gen"
+    with pytest.raises(ValueError, match="task must be"):
+        tgdmat.from_pretrained(ck, device="cpu", task="CSP")

@@ -597,17 +597,29 @@ class Templates:
         return TemplateStart(self.t, self.lattice[start:stop], self.frac_coords[offsets[start] : offsets[stop]])
 
 
-def from_pretrained(path: str | os.PathLike, device: str | torch.device | None = None) -> CrystalGenerator:
+def from_pretrained(path: str | os.PathLike, device: str | torch.device | None = None,
+                    task: str | None = None) -> CrystalGenerator:
     """Load a checkpoint written by :func:`tgdmat.train.train` (``best.pt`` or ``last.pt``).
 
     Reads with ``weights_only=True``; the config, seed and commit travel in the checkpoint.
+
+    Args:
+        task: ``"csp"`` or ``"gen"`` to refuse any other kind of model (before it is built).
+
+    Raises:
+        CheckpointError: the file is not a usable checkpoint, or its task is not ``task``.
     """
-    from tgdmat.checkpoint import load_checkpoint
+    from tgdmat.checkpoint import CheckpointError, load_checkpoint
     from tgdmat.train import build_model, default_device
 
+    if task not in (None, "csp", "gen"):
+        raise ValueError(f"task must be None, 'csp' or 'gen', got {task!r}")
     device = torch.device(device) if device is not None else default_device()
     ckpt = load_checkpoint(path, map_location=device)
     cfg = Config.from_json(ckpt["config"])
+    if task is not None and cfg.model.task != task:
+        kind = {"csp": "structure prediction (csp)", "gen": "generation (gen)"}[task]
+        raise CheckpointError(f"{path}: a {cfg.model.task} model; a {kind} model is needed here")
     names = json.loads(ckpt["property_names"])
     stats = (names, ckpt["property_mean"].numpy(), ckpt["property_std"].numpy())
     model = build_model(cfg, int(ckpt["text_dim"]), stats)
