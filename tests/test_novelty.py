@@ -53,3 +53,30 @@ def test_unseen_elements_counts_samples_with_elements_absent_from_training(perov
     out = unseen_elements([*copies, cm, None], perov_train)
     assert out["n_samples"] == 1 and out["elements"] == {"Cm": 1} and out["pct"] == 25.0
     assert unseen_elements(copies, perov_train)["n_samples"] == 0
+
+
+def test_novelty_reads_the_generating_models_split_and_refuses_a_broken_checkpoint(tmp_path):
+    import argparse
+
+    import pytest
+
+    from tgdmat.checkpoint import CheckpointError
+    from tgdmat.cli.evaluate import _training_for_novelty
+    from tgdmat.config import Config
+    from tgdmat.checkpoint import load_checkpoint
+    from tgdmat.paths import results_dir
+
+    ck = results_dir() / "checkpoints" / "perov_5_gen_text_facts.pt"
+    train = Config.from_json(load_checkpoint(ck, map_location="cpu")["config"]).train
+    args = argparse.Namespace(novelty="train", reference=None, dataset="perov_5", holdout_fraction=None,
+                              holdout_seed=None, novelty_max=10, seed=0)
+    _, cfg = _training_for_novelty(args, {"checkpoint": {"path": str(ck)}})
+    assert (cfg["holdout_fraction"], cfg["holdout_seed"]) == (train.holdout_fraction, train.split_seed)
+    assert cfg["split_from"] == f"checkpoint {ck}"
+    args.holdout_seed = 7  # an option wins, and says so
+    _, cfg = _training_for_novelty(args, {"checkpoint": {"path": str(ck)}})
+    assert cfg["holdout_seed"] == 7 and cfg["split_from"] == "options"
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="broken.pt"):  # never a silent fall-back to the defaults
+        _training_for_novelty(args, {"checkpoint": {"path": str(broken)}})

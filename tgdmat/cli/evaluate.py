@@ -199,25 +199,24 @@ def _training_for_novelty(args, made_by: dict | None):
         return None, {"against": None, "why": "novelty needs the shipped training split of perov_5 or carbon_24"}
     from tgdmat.data import load_splits
 
-    train_cfg = {}
+    # the held-out slice the generating model was trained without (TrainConfig.split_seed); the
+    # protocol's defaults (10 %, seed 0) when no checkpoint is named or it is not on this machine
+    fraction, seed, source = 0.1, 0, "defaults (no checkpoint on this machine)"
     ck = (made_by or {}).get("checkpoint", {}).get("path")
     if ck and Path(ck).is_file():
         from tgdmat.checkpoint import load_checkpoint
+        from tgdmat.config import Config
 
-        try:
-            cfg = load_checkpoint(ck, map_location="cpu").get("config") or {}
-            train_cfg = (json.loads(cfg) if isinstance(cfg, str) else cfg).get("train", {})
-        except Exception:  # noqa: BLE001 - fall back to the protocol's defaults, recorded below
-            train_cfg = {}
-    fraction = args.holdout_fraction if args.holdout_fraction is not None else train_cfg.get("holdout_fraction", 0.1)
-    seed = args.holdout_seed
-    if seed is None:  # the checkpoint's split seed (TrainConfig.split_seed)
-        seed = train_cfg.get("holdout_seed")
-        seed = train_cfg.get("seed", 0) if seed is None else seed
+        train = Config.from_json(load_checkpoint(ck, map_location="cpu")["config"]).train
+        fraction, seed, source = train.holdout_fraction, train.split_seed, f"checkpoint {ck}"
+    if args.holdout_fraction is not None:
+        fraction, source = args.holdout_fraction, "options"
+    if args.holdout_seed is not None:
+        seed, source = args.holdout_seed, "options"
     splits = load_splits(args.dataset, holdout_fraction=fraction, seed=seed)
     return splits.train.structures(), {"against": splits.train.split, "n_training": len(splits.train),
                                        "holdout_fraction": fraction, "holdout_seed": seed,
-                                       "n_max": args.novelty_max, "seed": args.seed}
+                                       "split_from": source, "n_max": args.novelty_max, "seed": args.seed}
 
 
 def build_parser() -> argparse.ArgumentParser:
