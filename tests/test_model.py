@@ -234,6 +234,42 @@ def test_mask_unseen_elements_draws_only_training_elements(trained):
         gen.model.sample(torch.tensor([3]), None, num_steps=5, type_mask=torch.zeros(100, dtype=torch.bool))
 
 
+def test_restrict_to_stated_elements_draws_each_crystal_among_its_prompts_elements(trained):
+    """Per crystal: a prompt naming Sr, Ti, O gets only those; one naming Ba, Zr, O only those;
+    a prompt that names no element is not restricted (a one-epoch model leaves any set)."""
+    gen = tgdmat.from_pretrained(trained["gen"], device="cpu")
+    sto = "The chemical formula is SrTiO3. Generate the material:"
+    bzo = "The elements are Ba, Zr, O. The crystal system is cubic. Generate the material:"
+    free = "The crystal system is cubic. Generate the material:"
+    assert gen.stated_elements(sto) == {38, 22, 8} and gen.stated_elements(bzo) == {56, 40, 8}
+    assert gen.stated_elements(free) is None
+    out = gen.generate([sto, bzo, free], n=8, num_atoms=[5, 5, 5], progress=False, num_steps=20,
+                       restrict_to_stated_elements=True)
+    zs = [{site.specie.Z for site in s} for s in out]
+    assert all(z <= {38, 22, 8} for z in zs[:8]) and all(z <= {56, 40, 8} for z in zs[8:16])
+    assert set().union(*zs[16:]) - {38, 22, 8, 56, 40}  # the free prompt is not restricted
+    plain = gen.generate([sto], n=8, num_atoms=[5], progress=False, num_steps=20)
+    assert set().union(*({site.specie.Z for site in s} for s in plain)) - {38, 22, 8}  # the paper's sampler
+    # with mask_unseen_elements: the stated elements the model saw (one stated, unseen element is dropped)
+    seen = gen.training_elements
+    unseen = min(set(range(1, 95)) - seen)
+    from pymatgen.core import Element
+
+    odd = f"The elements are Sr, {Element.from_Z(unseen).symbol}, O. Generate the material:"
+    both = gen.generate([odd], n=8, num_atoms=[5], progress=False, num_steps=20, restrict_to_stated_elements=True,
+                        mask_unseen_elements=True)
+    assert set().union(*({site.specie.Z for site in s} for s in both)) <= ({38, 8} & seen or {38, 8, unseen})
+    # per-crystal masks at the model level: shape checked, every row needs an allowed type
+    rows = torch.zeros(2, 100, dtype=torch.bool)
+    rows[0, 7], rows[1, 13] = True, True  # O for crystal 0, Si for crystal 1
+    A, _, _ = gen.model.sample(torch.tensor([3, 2]), None, num_steps=5, type_mask=rows)
+    assert A.tolist() == [8, 8, 8, 14, 14]
+    with pytest.raises(ValueError, match="one True per row"):
+        gen.model.sample(torch.tensor([3, 2]), None, num_steps=5, type_mask=torch.zeros(2, 100, dtype=torch.bool))
+    with pytest.raises(ValueError, match="got shape"):
+        gen.model.sample(torch.tensor([3, 2]), None, num_steps=5, type_mask=torch.ones(3, 100, dtype=torch.bool))
+
+
 def test_checkpoints_load_without_pickle(trained):
     ckpt = torch.load(trained["csp"], map_location="cpu", weights_only=True)
     assert ckpt["format"] == 1 and isinstance(ckpt["config"], str)

@@ -268,6 +268,12 @@ class SampleConfig:
     """Generation models: element types absent from the model's training split get probability 0
     at every reverse step (their ``x̂_0`` logits are masked), so no sample holds an element the
     model never saw. ``False`` = the paper's sampler, which may draw any of the 100 types."""
+    restrict_to_stated_elements: bool = False
+    """Generation models: a crystal whose prompt names its elements (a formula or an element list)
+    draws its types only among those elements — its ``x̂_0`` logits are masked per crystal, as
+    ``mask_unseen_elements`` masks them for all (with both, the stated elements the model saw; the
+    stated ones alone when it saw none of them). Prompts that name no element are not restricted.
+    ``False`` = the paper's sampler, where the text only conditions the network."""
     batch_size: int = 512
     seed: int = 0
 
@@ -279,6 +285,9 @@ class SampleConfig:
             raise ConfigError(f"{o}.corrector must be true or false, got {self.corrector!r}")
         if not isinstance(self.mask_unseen_elements, bool):
             raise ConfigError(f"{o}.mask_unseen_elements must be true or false, got {self.mask_unseen_elements!r}")
+        if not isinstance(self.restrict_to_stated_elements, bool):
+            raise ConfigError(f"{o}.restrict_to_stated_elements must be true or false, "
+                              f"got {self.restrict_to_stated_elements!r}")
         check_float(o, "guidance_scale", self.guidance_scale, 0.0)
         check_float(o, "lattice_eta", self.lattice_eta, 0.0, 1.0)
         if self.time_spacing not in TIME_SPACINGS:

@@ -268,10 +268,11 @@ class TGDMat(nn.Module):
             guide: property guidance (:class:`tgdmat.guidance.PropertyGuide`, CSP): the gradient
                 of a noise-aware predictor's log-likelihood of each crystal's target value is
                 added to every predicted score (``guide.scale = 0``: exactly the unguided chain).
-            type_mask: generation only, ``[K]`` bool over atomic numbers 1..K: types marked
-                ``False`` get logit −∞ in ``p̃_θ(x̃_0 | x_t)`` at every step, so the final types
-                (``s = 0``) are drawn among the allowed ones
-                (:attr:`tgdmat.config.SampleConfig.mask_unseen_elements`).
+            type_mask: generation only, ``[K]`` (every crystal) or ``[B, K]`` (one row per
+                crystal) bool over atomic numbers 1..K: types marked ``False`` get logit −∞ in
+                ``p̃_θ(x̃_0 | x_t)`` at every step, so the final types (``s = 0``) are drawn among
+                the allowed ones (:attr:`tgdmat.config.SampleConfig.mask_unseen_elements`,
+                :attr:`~tgdmat.config.SampleConfig.restrict_to_stated_elements`).
 
         Returns:
             ``(atom_types Z [N], frac_coords [N, 3], lattice [B, 3, 3])``.
@@ -313,8 +314,11 @@ class TGDMat(nn.Module):
             if self.types is None:
                 raise ValueError("type_mask is for generation models (CSP atom types are given)")
             type_mask = torch.as_tensor(type_mask, dtype=torch.bool, device=dev)
-            if type_mask.shape != (NUM_ELEMENTS,) or not bool(type_mask.any()):
-                raise ValueError(f"type_mask must be [{NUM_ELEMENTS}] bool with at least one True")
+            if type_mask.shape not in ((NUM_ELEMENTS,), (B, NUM_ELEMENTS)) or not bool(type_mask.any(-1).all()):
+                raise ValueError(f"type_mask must be [{NUM_ELEMENTS}] or [B={B}, {NUM_ELEMENTS}] bool with at least "
+                                 f"one True per row, got shape {tuple(type_mask.shape)}")
+            if type_mask.dim() == 2:  # one row per crystal → one row per atom
+                type_mask = type_mask[batch_idx]
         if start is not None:
             if self.types is not None:
                 raise ValueError("template starts are for CSP models (atom types given)")

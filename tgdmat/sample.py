@@ -305,7 +305,9 @@ class CrystalGenerator:
         return dataclasses.replace(self.config.sample, **{k: v for k, v in overrides.items() if v is not None})
 
     def _run(self, num_atoms: list[int], cond, atom_types: list[int] | None, sc: SampleConfig, progress: bool,
-             template: "Templates | None" = None, guide=None):
+             template: "Templates | None" = None, guide=None, allowed: "list[set[int] | None] | None" = None):
+        """The reverse chain in batches. ``allowed``: generation, per crystal, the atomic numbers its
+        types may take (``None`` = any; :attr:`SampleConfig.restrict_to_stated_elements`)."""
         from tgdmat.crystal import arrays_to_structures
 
         gen = torch.Generator(device=self.device).manual_seed(sc.seed)
@@ -331,8 +333,19 @@ class CrystalGenerator:
                                            cond.crystals(start, stop, offsets))
             tpl = None if template is None else template.slice(start, stop, offsets)
             g = None if guide is None else guide.slice(start, stop)
+            m = mask
+            if allowed is not None and any(a is not None for a in allowed[start:stop]):
+                from tgdmat.model import NUM_ELEMENTS
+
+                m = torch.ones(stop - start, NUM_ELEMENTS, dtype=torch.bool) if mask is None else mask.repeat(stop - start, 1)
+                for row, zs in enumerate(allowed[start:stop]):
+                    if zs:
+                        stated = torch.zeros(NUM_ELEMENTS, dtype=torch.bool)
+                        stated[[z - 1 for z in zs]] = True
+                        # the stated elements the model saw; the stated ones alone when it saw none
+                        m[row] = stated & m[row] if bool((stated & m[row]).any()) else stated
             A, F, L = self.model.sample(na, c, types, sc, generator=gen, progress=progress, start=tpl, guide=g,
-                                        type_mask=mask)
+                                        type_mask=m)
             structures += arrays_to_structures(A.cpu(), F.cpu(), L.cpu(), na)
         return structures
 
@@ -475,9 +488,21 @@ class CrystalGenerator:
                     for w in self.check_request(int(k), p, what=f"prompt {i}")])
         counts = [int(k) for k in num_atoms for _ in range(n)]
         rep = [p for p in prompts for _ in range(n)]
-        out = self._run(counts, self.condition(rep, len(rep)), None, sc, progress)
+        allowed = [self.stated_elements(p) for p in rep] if sc.restrict_to_stated_elements else None
+        out = self._run(counts, self.condition(rep, len(rep)), None, sc, progress, allowed=allowed)
         self.annotate(out, rep)
         return out
+
+    def stated_elements(self, prompt: str) -> set[int] | None:
+        """Atomic numbers of the elements ``prompt`` names (its formula's, else its element
+        list); ``None`` when it names none."""
+        from pymatgen.core import Element
+
+        facts = self.read(prompt).facts
+        comp = facts.composition()
+        if comp is not None:
+            return {el.Z for el in comp.elements}
+        return {Element(e).Z for e in facts.elements} if facts.elements else None
 
     def template_index(self):
         """A :class:`tgdmat.retrieval.TemplateIndex` over this model's **training** split (built once).

@@ -65,6 +65,8 @@ def _sample_overrides(args) -> dict:
                               "lattice_eta": args.lattice_eta,
                               "time_spacing": getattr(args, "time_spacing", None),
                               "mask_unseen_elements": True if getattr(args, "mask_unseen_elements", False) else None,
+                              "restrict_to_stated_elements":
+                                  True if getattr(args, "restrict_to_stated_elements", False) else None,
                               }.items() if v is not None}
 
 
@@ -221,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how --steps are spread over the chain (quadratic: short steps near t = 0)")
         q.add_argument("--mask-unseen-elements", action="store_true",
                        help="generation: never draw an element absent from the model's training split")
+        q.add_argument("--restrict-to-stated-elements", action="store_true",
+                       help="generation: a crystal whose prompt names its elements (formula or element list) "
+                            "is drawn among those elements only")
         q.add_argument("--seed", type=int)
         q.add_argument("--batch-size", type=_positive_int)
         q.add_argument("--device")
