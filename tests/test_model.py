@@ -384,10 +384,17 @@ def test_generation_guidance_benchmark_scores_fidelity_on_the_held_out_slice(tmp
                        "--mask-unseen-elements", "--threads", "1", "--out", str(out)]) == 0
     res = json.loads(out.read_text())
     assert [r["guidance_scale"] for r in res["rows"]] == [1.0, 2.0]
+    assert [r["restrict_to_stated_elements"] for r in res["rows"]] == [False, False]
     assert [r["network_evaluations"] for r in res["rows"]] == [6, 12]  # guidance doubles the evaluations
     assert res["split"].endswith("holdout(val)") and res["n_prompts"] == 4
     assert res["real_crystals"]["formula_match_pct"] == 100.0  # the slice's own crystals state their formulas
     assert res["best"] in res["rows"] and all(0 <= r["mean_fidelity_pct"] <= 100 for r in res["rows"])
+    both = tmp_path / "both.json"
+    assert bench.main(["--checkpoint", str(ck), "--guidance", "2", "--steps", "3", "--limit", "4",
+                       "--restrict-to-stated-elements", "both", "--threads", "1", "--out", str(both)]) == 0
+    rows = json.loads(both.read_text())["rows"]
+    assert [r["restrict_to_stated_elements"] for r in rows] == [False, True]
+    assert rows[0]["network_evaluations"] == rows[1]["network_evaluations"]  # the mask costs no evaluation
     with pytest.raises(SystemExit):
         bench.main(["--checkpoint", str(ck), "--guidance", "-1", "--out", str(tmp_path / "x.json")])
 
