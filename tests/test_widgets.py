@@ -102,10 +102,17 @@ def test_sample_click_generates_and_shows_understood_facts(panel):
     assert any("image/png" in o["data"] for o in panel.results.outputs)  # the 2-D projection
     assert "heat_ref = 1.2" in panel.understood.value
     assert not panel.sample_button.disabled
+    # by default a generated crystal holds only the elements the prompt names (Sr, Ti, O here)
+    assert panel.stated_elements.value and not panel.stated_elements.disabled
+    panel.n.value = 4
+    panel.sample_button.click()
+    assert panel.error is None, panel.error
+    assert all({el.symbol for el in s.composition.elements} <= {"Sr", "Ti", "O"} for s in panel.structures)
 
 
 def test_csp_models_sample_the_composition(panel):
     _select(panel, "perov_5_csp_long_text_facts.pt")
+    assert panel.stated_elements.disabled and panel.seen_elements.disabled  # CSP models are given their atoms
     panel.sample_button.click()
     assert panel.error is None, panel.error
     assert [s.composition.reduced_formula for s in panel.structures] == ["SrTiO3"]

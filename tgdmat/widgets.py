@@ -184,7 +184,9 @@ class SamplingPanel:
     """The controls, the click handler and the last click's results (see the module docstring).
 
     Attributes (widgets): ``checkpoint``, ``prompt``, ``formula``, ``space_group``, ``value``,
-    ``atoms``, ``guidance``, ``steps``, ``n``, ``seed``, ``sample_button``, ``status``,
+    ``atoms``, ``guidance``, ``steps``, ``n``, ``seed``, ``stated_elements`` and ``seen_elements``
+    (generation: :attr:`tgdmat.config.SampleConfig.restrict_to_stated_elements` and
+    ``mask_unseen_elements``, both on by default), ``sample_button``, ``status``,
     ``understood``, ``results`` (an ``Output`` whose ``outputs`` hold the last results) and
     ``box`` (the whole panel). Results of the last click: ``prompt_sent``, ``reading``,
     ``structures``, ``rows`` (:func:`describe`), ``warnings``, ``error``.
@@ -220,6 +222,8 @@ class SamplingPanel:
         self.steps = W.IntSlider(value=100, min=1, max=1000, description="steps", style=style)
         self.n = W.IntSlider(value=n, min=1, max=8, description="samples", style=style)
         self.seed = W.IntText(value=seed, description="seed", style=style)
+        self.stated_elements = W.Checkbox(value=True, description="only the elements the prompt names", indent=False)
+        self.seen_elements = W.Checkbox(value=True, description="only elements seen in training", indent=False)
         self.sample_button = W.Button(description="Sample", button_style="primary", icon="play")
         self.status = W.HTML()
         self.understood = W.HTML()
@@ -230,6 +234,7 @@ class SamplingPanel:
             W.HBox([self.formula, self.space_group, self.value]),
             W.HBox([self.atoms, self.seed]),
             W.HBox([self.guidance, self.steps, self.n]),
+            W.HBox([self.stated_elements, self.seen_elements]),
             W.HBox([self.sample_button, self.status]),
             W.HTML("<b>What the model reads in this prompt</b>"), self.understood,
             self.results,
@@ -274,7 +279,9 @@ class SamplingPanel:
             self.prompt.value, self.formula.value = ex["text"], ex["formula"]
             self.space_group.value, self.value.value, self.atoms.value = ex["space_group"], ex["value"], int(ex["atoms"])
         lo, hi = (min(gen.num_atoms_hist), max(gen.num_atoms_hist)) if gen.num_atoms_hist else ("?", "?")
-        what = ("generation: the model chooses the atoms (the formula, if stated, fixes them)"
+        for box in (self.stated_elements, self.seen_elements):  # CSP models are given their atoms
+            box.disabled = cfg.model.task != "gen"
+        what = ("generation: the model chooses the atoms (a stated formula sets how many)"
                 if cfg.model.task == "gen" else
                 "crystal structure prediction: give a composition (formula field or the prompt's formula; "
                 "atoms per cell to repeat it)")
@@ -342,6 +349,8 @@ class SamplingPanel:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 if gen.config.model.task == "gen":
+                    settings.update(restrict_to_stated_elements=bool(self.stated_elements.value),
+                                    mask_unseen_elements=bool(self.seen_elements.value))
                     atoms = int(self.atoms.value) or None
                     if prompt is None:
                         made = gen.generate(None, n=n, num_atoms=None if atoms is None else [atoms] * n,
