@@ -96,11 +96,18 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
     --threads 1 --out runs/gen/perov_5_per_prompt1k_steps1000_w2_masked
   run $PY -m tgdmat evaluate runs/gen/perov_5_per_prompt1k_steps1000_w2_masked/samples.json --dataset perov_5 --predictor cdvae \
     --workers 1 --quiet --out results/gen_perov_5_text_facts_per_prompt1k_steps1000_w2_masked.json
-  # the whole test split at that w (≈ 2 CPU-hours; resumable: started stop 30, not finished yet)
+  # the whole test split at that w (≈ 2 CPU-hours; resumable)
   run $PY -m tgdmat generate --checkpoint $G --per-prompt test --steps 1000 --guidance $W --mask-unseen-elements \
     --threads 1 --out runs/gen/perov_5_per_prompt_steps1000_w2_masked
   run $PY -m tgdmat evaluate runs/gen/perov_5_per_prompt_steps1000_w2_masked/samples.json --dataset perov_5 --predictor cdvae \
     --workers 1 --quiet --out results/gen_perov_5_text_facts_per_prompt_steps1000_w2_masked.json
+  # types kept to the elements each prompt names (SampleConfig.restrict_to_stated_elements): held-out slice, then test
+  run $PY benchmarks/bench_gen_guidance.py --checkpoint $G --guidance 1 2 --steps 1000 --mask-unseen-elements \
+    --restrict-to-stated-elements both --threads 1 --out results/sampler_holdout_perov_5_gen_restrict.json
+  run $PY -m tgdmat generate --checkpoint $G --per-prompt test --limit 1000 --steps 1000 --guidance $W --mask-unseen-elements \
+    --restrict-to-stated-elements --threads 1 --out runs/gen/perov_5_per_prompt1k_steps1000_w2_masked_restricted
+  run $PY -m tgdmat evaluate runs/gen/perov_5_per_prompt1k_steps1000_w2_masked_restricted/samples.json --dataset perov_5 \
+    --predictor cdvae --workers 1 --quiet --out results/gen_perov_5_text_facts_per_prompt1k_steps1000_w2_masked_restricted.json
 fi
 if want carbon; then  # Carbon-24 CSP (issue 19): template start chosen on the held-out slice, then the test split
   C=$CK/carbon_24_csp_text_facts.pt
