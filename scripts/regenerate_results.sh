@@ -55,6 +55,10 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
   run $PY -m tgdmat generate --checkpoint $G --n 10000 --threads 1 --out runs/gen/perov_5_free10k
   run $PY -m tgdmat evaluate runs/gen/perov_5_free10k/samples.json --dataset perov_5 --predictor cdvae --workers 1 \
     --quiet --out results/gen_perov_5_text_facts_free10k.json
+  # the same 10,000, conditioned: the test split's prompts cycled (each with the atom count its formula implies)
+  run $PY -m tgdmat generate --checkpoint $G --n 10000 --prompts-from test --threads 1 --out runs/gen/perov_5_test_prompts10k
+  run $PY -m tgdmat evaluate runs/gen/perov_5_test_prompts10k/samples.json --dataset perov_5 --predictor cdvae --workers 1 \
+    --quiet --out results/gen_perov_5_text_facts_test_prompts10k.json
   run $PY benchmarks/bench_gen_reference.py --dataset perov_5 --seeds 0 1 2 3 4 --out results/gen_reference_perov_5.json
   for d in perov_5 carbon_24; do
     run $PY benchmarks/bench_novelty_reference.py --dataset $d --n 1000 --out results/novelty_reference_$d.json

@@ -21,6 +21,8 @@ DEST=${DEST:-.}  # where results/ receives the copies (another checkout keeps th
 LONG="--dataset perov_5 --task csp --prompt short --epochs 800 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 20"
 # Perov-5 long-prompt models, one 300-epoch budget (≈ 15–25 min each, plus encoding the descriptions once)
 LONGP="--dataset perov_5 --task csp --prompt long --conditioning text --epochs 300 --eval-every 20"
+# Perov-5 generation (≈ 70 min each)
+GEN="--dataset perov_5 --task gen --conditioning text+facts --epochs 1000 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25"
 # Carbon-24 CSP, the 1,500-epoch short-prompt models (≈ 80 min each)
 CARBON="--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25"
 
@@ -38,7 +40,9 @@ command_for() {
     perov_5_csp_long_prompt_pooled)  echo "$LONGP --grounding none" ;;
     perov_5_csp_long_prompt_sites)   echo "$LONGP --grounding sites" ;;
     perov_5_csp_long_prompt_grounded) echo "$LONGP --grounding sites+attention" ;;
-    perov_5_gen_text_facts)          echo "--dataset perov_5 --task gen --conditioning text+facts --epochs 1000 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25" ;;
+    perov_5_gen_text_facts)          echo "$GEN" ;;
+    # the same generation recipe reading the Robocrystallographer description (pooled, facts parsed from it)
+    perov_5_gen_long_text_facts)     echo "$GEN --prompt long" ;;
     carbon_24_csp_text_facts)        echo "$CARBON" ;;
     # the Carbon-24 model that never learns one fact (what stating it is worth; same budget, ≈ 80 min each)
     carbon_24_csp_text_facts_no_energy) echo "$CARBON --never-stated energy_per_atom" ;;
