@@ -52,8 +52,7 @@ command_for() {
     carbon_24_gen_text_facts)        echo "--dataset carbon_24 --task gen --conditioning text+facts --epochs 600 --eval-every 20" ;;
     # Carbon-24 long prompts, per-site facts (≈ 35 min plus encoding the descriptions once)
     carbon_24_csp_long_prompt_sites) echo "--dataset carbon_24 --task csp --prompt long --conditioning text --epochs 800 --eval-every 20 --grounding sites" ;;
-    # … and with attention over the sentences (≈ 3 CPU-hours; training started stop 30, resumes from its last.pt;
-    # it joins NAMES below when its checkpoint is committed — tests/test_checkpoints_provenance.py compares the two)
+    # … and with attention over the sentences (≈ 3 CPU-hours beside other jobs; trained in two sessions, resumed from last.pt)
     carbon_24_csp_long_prompt_grounded) echo "--dataset carbon_24 --task csp --prompt long --conditioning text --epochs 800 --eval-every 20 --grounding sites+attention" ;;
     *) return 1 ;;
   esac
@@ -67,7 +66,7 @@ perov_5_csp_long_text_facts_seed1 perov_5_csp_long_text_facts_seed2
 perov_5_csp_text_facts_dropout perov_5_csp_text_facts_dropout10 perov_5_csp_text_facts_dropout05
 perov_5_csp_text_facts_dropout10_seed1 perov_5_csp_text_facts_dropout10_seed2 perov_5_csp_text_facts_no_energy perov_5_csp_long_prompt_pooled perov_5_csp_long_prompt_sites perov_5_csp_long_prompt_grounded
 perov_5_csp_long_prompt_sites_seed1 perov_5_csp_long_prompt_grounded_seed1
-perov_5_gen_text_facts carbon_24_csp_text_facts carbon_24_csp_text_facts_no_energy carbon_24_csp_text_facts_no_space_group carbon_24_csp_text_facts_dropout carbon_24_csp_text_facts_dropout10 carbon_24_gen_text_facts carbon_24_csp_long_prompt_sites"
+perov_5_gen_text_facts carbon_24_csp_text_facts carbon_24_csp_text_facts_no_energy carbon_24_csp_text_facts_no_space_group carbon_24_csp_text_facts_dropout carbon_24_csp_text_facts_dropout10 carbon_24_gen_text_facts carbon_24_csp_long_prompt_sites carbon_24_csp_long_prompt_grounded"
 
 if [ "${1:-list}" = list ]; then
   for n in $NAMES; do echo "$n: $PY -m tgdmat train $(command_for "$(base_of "$n")") --seed $(seed_of "$n") --threads 1 --out $RUNS/$n"; done
