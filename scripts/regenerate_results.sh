@@ -145,10 +145,12 @@ if want long; then  # long prompts (issue 22): pooled description vs per-atom gr
   done
   run $PY -m tgdmat csp --checkpoint $CK/carbon_24_csp_long_prompt_sites.pt --split test --strict --threads 1 \
     --out results/csp_carbon_24_long_prompt_sites.json
+  run $PY -m tgdmat csp --checkpoint $CK/carbon_24_csp_long_prompt_grounded.pt --split test --strict --threads 1 \
+    --out results/csp_carbon_24_long_prompt_grounded.json
   # is the RMSE gap a sampler setting? 100 against 1,000 steps on the held-out slice
   run $PY benchmarks/bench_sampler_holdout.py --checkpoint $CK/perov_5_csp_long_prompt_grounded.pt --guidance 1 --steps 100 1000 \
     --threads 1 --out results/sampler_holdout_perov_5_long_prompt_grounded_steps.json
-  # the test split at the 1,000 steps the slice prefers (≈ 1 CPU-hour; not run yet — chapter 8 shows it once made)
+  # the test split at the 1,000 steps the slice prefers (≈ 1 CPU-hour on a free core)
   run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_grounded.pt --split test --steps 1000 --threads 1 \
     --out results/csp_perov_5_long_prompt_grounded_steps1000.json
   # match@20 on the first test crystals (20 draws of the whole split ≈ 2 CPU-hours per model)
