@@ -136,6 +136,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from tgdmat.benchmark import run_script
+    from tgdmat.cli.main import run_script
 
     raise SystemExit(run_script(main))

@@ -363,7 +363,7 @@ def test_generation_step_benchmark_scores_each_setting_on_the_held_out_slice(tmp
     assert res["split"].endswith("holdout(val)") and "test" not in res["split"]
     assert res["n_reference"] == 6 and 0 <= res["real_training_crystals"]["cov_p_pct"] <= 100
     assert any(i["path"].endswith("perov_5_gen_text_facts.pt") for i in res["inputs"])
-    from tgdmat.benchmark import run_script
+    from tgdmat.cli.main import run_script
     from tgdmat.checkpoint import CheckpointError
 
     csp = ROOT / "results" / "checkpoints" / "perov_5_csp_quick.pt"

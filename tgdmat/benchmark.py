@@ -183,16 +183,3 @@ def torch_threads(n: int | None) -> None:
     if n:
         torch.set_num_threads(n)
 
-
-def run_script(main) -> int:
-    """Run a benchmark script's ``main()``; an error a user can cause (a bad checkpoint, option or
-    file) is one line on stderr with exit status 2, as in ``python -m tgdmat``."""
-    import sys
-
-    from tgdmat.cli.main import expected_errors
-
-    try:
-        return main()
-    except expected_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2

@@ -306,6 +306,16 @@ def expected_errors() -> tuple[type[BaseException], ...]:
             EncoderUnavailableError, FileNotFoundError, ValueError)
 
 
+def run_script(main) -> int:
+    """Run a script's ``main()`` (``benchmarks/*.py``) the way ``python -m tgdmat`` runs a verb: an
+    error a user can cause (a bad checkpoint, option or file) is one line on stderr, exit status 2."""
+    try:
+        return main()
+    except expected_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 def _take_data_root(argv: list[str]) -> list[str]:
     """Apply a leading ``--data-root DIR`` (or ``--data-root=DIR``): it sets ``TGDMAT_DATA`` for this
     process; a folder that does not exist or holds no data set is refused by name."""
