@@ -182,4 +182,3 @@ def step_lr_arg(text: str) -> float | None:
 def torch_threads(n: int | None) -> None:
     if n:
         torch.set_num_threads(n)
-

@@ -318,10 +318,7 @@ class CrystalGenerator:
 
         mask = None
         if sc.mask_unseen_elements and atom_types is None:  # generation: only elements seen in training
-            from tgdmat.model import NUM_ELEMENTS
-
-            mask = torch.zeros(NUM_ELEMENTS, dtype=torch.bool)
-            mask[[z - 1 for z in self.training_elements]] = True
+            mask = element_mask(self.training_elements)
         chunks = range(0, len(counts), sc.batch_size)
         for start in tqdm(chunks, desc="sampling batches", disable=not progress or len(chunks) < 2, leave=False):
             stop = min(start + sc.batch_size, len(counts))
@@ -333,17 +330,8 @@ class CrystalGenerator:
                                            cond.crystals(start, stop, offsets))
             tpl = None if template is None else template.slice(start, stop, offsets)
             g = None if guide is None else guide.slice(start, stop)
-            m = mask
-            if allowed is not None and any(a is not None for a in allowed[start:stop]):
-                from tgdmat.model import NUM_ELEMENTS
-
-                m = torch.ones(stop - start, NUM_ELEMENTS, dtype=torch.bool) if mask is None else mask.repeat(stop - start, 1)
-                for row, zs in enumerate(allowed[start:stop]):
-                    if zs:
-                        stated = torch.zeros(NUM_ELEMENTS, dtype=torch.bool)
-                        stated[[z - 1 for z in zs]] = True
-                        # the stated elements the model saw; the stated ones alone when it saw none
-                        m[row] = stated & m[row] if bool((stated & m[row]).any()) else stated
+            rows = [] if allowed is None else allowed[start:stop]
+            m = torch.stack([_allowed_types(zs, mask) for zs in rows]) if any(rows) else mask
             A, F, L = self.model.sample(na, c, types, sc, generator=gen, progress=progress, start=tpl, guide=g,
                                         type_mask=m)
             structures += arrays_to_structures(A.cpu(), F.cpu(), L.cpu(), na)
@@ -576,6 +564,27 @@ class CrystalGenerator:
         base = int(round(comp.num_atoms))
         allowed = [k for k in sorted(self.num_atoms_hist) if k % base == 0] or [base]
         return allowed[0]
+
+
+def element_mask(zs) -> torch.Tensor:
+    """``[K]`` bool over atomic numbers 1..K, True at the atomic numbers ``zs``."""
+    from tgdmat.model import NUM_ELEMENTS
+
+    mask = torch.zeros(NUM_ELEMENTS, dtype=torch.bool)
+    mask[[z - 1 for z in zs]] = True
+    return mask
+
+
+def _allowed_types(stated: set[int] | None, base: torch.Tensor | None) -> torch.Tensor:
+    """One crystal's ``[K]`` type mask: the ``stated`` elements the ``base`` mask allows (the
+    stated ones alone when it allows none of them); ``base`` (or every type) when none is stated."""
+    from tgdmat.model import NUM_ELEMENTS
+
+    if not stated:
+        return base if base is not None else torch.ones(NUM_ELEMENTS, dtype=torch.bool)
+    mask = element_mask(stated)
+    both = mask if base is None else mask & base
+    return both if bool(both.any()) else mask
 
 
 @dataclass
