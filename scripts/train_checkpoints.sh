@@ -25,6 +25,8 @@ LONGP="--dataset perov_5 --task csp --prompt long --conditioning text --epochs 3
 GEN="--dataset perov_5 --task gen --conditioning text+facts --epochs 1000 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25"
 # Carbon-24 CSP, the 1,500-epoch short-prompt models (≈ 80 min each)
 CARBON="--dataset carbon_24 --task csp --conditioning text+facts --epochs 1500 --batch-size 256 --lr 2e-3 --ema-decay 0.999 --warmup-steps 200 --eval-every 25"
+# Carbon-24 long-prompt models, one 800-epoch budget
+CARBONP="--dataset carbon_24 --task csp --prompt long --conditioning text --epochs 800 --eval-every 20"
 
 command_for() {
   case "$1" in
@@ -51,9 +53,9 @@ command_for() {
     carbon_24_csp_text_facts_dropout10) echo "$CARBON --attribute-dropout 0.1 --paraphrase --prompt-variants 8" ;;
     carbon_24_gen_text_facts)        echo "--dataset carbon_24 --task gen --conditioning text+facts --epochs 600 --eval-every 20" ;;
     # Carbon-24 long prompts, per-site facts (≈ 35 min plus encoding the descriptions once)
-    carbon_24_csp_long_prompt_sites) echo "--dataset carbon_24 --task csp --prompt long --conditioning text --epochs 800 --eval-every 20 --grounding sites" ;;
+    carbon_24_csp_long_prompt_sites) echo "$CARBONP --grounding sites" ;;
     # … and with attention over the sentences (≈ 3 CPU-hours beside other jobs; trained in two sessions, resumed from last.pt)
-    carbon_24_csp_long_prompt_grounded) echo "--dataset carbon_24 --task csp --prompt long --conditioning text --epochs 800 --eval-every 20 --grounding sites+attention" ;;
+    carbon_24_csp_long_prompt_grounded) echo "$CARBONP --grounding sites+attention" ;;
     *) return 1 ;;
   esac
 }
