@@ -301,6 +301,22 @@ def test_csp_benchmark_returns_one_of_k_draws(trained, perov_test):
         csp_benchmark(gen, perov_test, n_samples=2, select_from=2, limit=2, progress=False)
 
 
+def test_csp_benchmark_with_a_work_folder_resumes_and_scores_the_same_draws(trained, perov_test, tmp_path):
+    from tgdmat.benchmark import csp_benchmark
+
+    gen = tgdmat.from_pretrained(trained["csp"], device="cpu")
+    work = tmp_path / "work"
+    res = csp_benchmark(gen, perov_test, limit=3, n_samples=2, progress=False, work=work, num_steps=2, batch_size=2)
+    assert res["resumable"]["batches_total"] == 3 and res["resumable"]["crystals_this_call"] == 6
+    again = csp_benchmark(gen, perov_test, limit=3, n_samples=2, progress=False, work=work, num_steps=2, batch_size=2)
+    assert again["resumable"]["batches_this_call"] == 0 and again["seconds"]["sampling_per_crystal"] is None
+    assert again["metrics"] == res["metrics"] and again["per_target"] == res["per_target"]
+    with pytest.raises(ValueError, match="other settings"):
+        csp_benchmark(gen, perov_test, limit=3, n_samples=2, progress=False, work=work, num_steps=3, batch_size=2)
+    with pytest.raises(ValueError, match="resumable"):
+        csp_benchmark(gen, perov_test, limit=3, select_from=2, progress=False, work=work)
+
+
 def test_csp_benchmark_unconditional_passes_no_prompt_and_omission_none_uses_it(trained, perov_test, monkeypatch):
     from tgdmat.benchmark import csp_benchmark
 
@@ -347,6 +363,22 @@ def test_cli_selection_result_names_the_regressor_that_chose(tmp_path):
     reg = results_dir() / "checkpoints" / "regressor_perov_5.pt"
     assert res["draws_per_target"] == 2
     assert {i["path"].split("/")[-1]: i["sha256"] for i in res["inputs"]}["regressor_perov_5.pt"] == sha256_file(reg)
+
+
+def test_cli_csp_work_folder_is_resumable(tmp_path, capsys):
+    import json
+
+    from tgdmat.cli.main import main
+    from tgdmat.paths import results_dir
+
+    ck = results_dir() / "checkpoints" / "perov_5_csp_quick.pt"
+    args = ["csp", "--checkpoint", str(ck), "--split", "test", "--limit", "3", "--steps", "2", "--batch-size", "2",
+            "--threads", "1", "--work", str(tmp_path / "w"), "--out", str(tmp_path / "r.json")]
+    assert main(args) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert res["resumable"]["batches_total"] == 2 and len(list((tmp_path / "w" / "batches").glob("*.json"))) == 2
+    assert main(args[:-6] + ["--batch-size", "3"] + args[-4:]) == 2  # same folder, other settings: refused
+    assert "other settings" in capsys.readouterr().err
 
 
 def test_generation_step_benchmark_scores_each_setting_on_the_held_out_slice(tmp_path):

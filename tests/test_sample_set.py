@@ -52,3 +52,48 @@ def test_a_folder_made_for_other_requests_is_refused(tmp_path):
     sample_set.run(gen, sample_set.training_requests(gen, 4, seed=0), tmp_path, batch_size=4, progress=False)
     with pytest.raises(ValueError, match="other settings or requests"):
         sample_set.run(gen, sample_set.training_requests(gen, 4, seed=9), tmp_path, batch_size=4, progress=False)
+
+
+def tiny_csp_model():
+    cfg = preset("quick", task="csp", prompt="none", denoiser=TINY, num_steps=10)
+    cfg.sample = SampleConfig(num_steps=3, batch_size=4, seed=5)
+    torch.manual_seed(0)
+    return CrystalGenerator(TGDMat(cfg.model, text_dim=0), cfg, ["heat_ref"], {5: 3, 6: 1},
+                            torch.device("cpu"), {"train_elements": [8, 22, 38], "checkpoint_sha256": "abc"})
+
+
+def test_a_killed_csp_run_resumes_to_the_same_draws(tmp_path):
+    gen = tiny_csp_model()
+    comps = ["SrTiO3", "Sr2Ti2O6", "TiO2", "SrO", "Ti2O3"]
+    broken = tmp_path / "broken"
+    with pytest.warns(UserWarning) as caught:
+        sample_set.run_csp(gen, comps, None, tmp_path / "warned", n_samples=2, progress=False, stop_after_batches=2)
+    said = [str(w.message) for w in caught if "trained range" in str(w.message)]
+    # each request is checked once, up front, and named by its index in the whole run (not in its batch)
+    assert [m.split(":")[0] for m in said] == ["composition 1 (Sr2Ti2O6)", "composition 2 (TiO2)",
+                                               "composition 3 (SrO)"]
+    preds, first = sample_set.run_csp(gen, comps, None, broken, n_samples=2, progress=False, stop_after_batches=1)
+    # batch_size 4 // 2 draws = 2 targets per batch: 3 batches, one written
+    assert preds is None and first["batches_total"] == 3 and first["crystals_this_call"] == 4
+    preds, second = sample_set.run_csp(gen, comps, None, broken, n_samples=2, progress=False)
+    assert second["batches_this_call"] == 2 and second["crystals_this_call"] == 6
+    whole, _ = sample_set.run_csp(gen, comps, None, tmp_path / "whole", n_samples=2, progress=False)
+    assert [len(g) for g in preds] == [2] * 5
+    assert [[len(s) for s in g] for g in preds] == [[5, 5], [10, 10], [3, 3], [2, 2], [5, 5]]
+    for a, b in zip(preds, whole):
+        for x, y in zip(a, b):
+            assert x.composition == y.composition
+            assert np.array_equal(x.frac_coords, y.frac_coords) and np.array_equal(x.lattice.matrix, y.lattice.matrix)
+    # batch b uses seed + b: the second batch is not a copy of the first one's noise
+    assert not np.allclose(preds[0][0].lattice.matrix, preds[2][0].lattice.matrix)
+    again, third = sample_set.run_csp(gen, comps, None, broken, n_samples=2, progress=False)
+    assert third["batches_this_call"] == 0 and len(again) == 5
+
+
+def test_a_csp_folder_made_with_other_settings_is_refused(tmp_path):
+    gen = tiny_csp_model()
+    sample_set.run_csp(gen, ["SrTiO3", "TiO2"], None, tmp_path, n_samples=1, progress=False)
+    with pytest.raises(ValueError, match=r"other settings or requests .*num_steps|sampling"):
+        sample_set.run_csp(gen, ["SrTiO3", "TiO2"], None, tmp_path, n_samples=1, progress=False, num_steps=4)
+    with pytest.raises(ValueError, match="digest"):
+        sample_set.run_csp(gen, ["SrTiO3", "SrO"], None, tmp_path, n_samples=1, progress=False)

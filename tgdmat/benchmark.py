@@ -37,7 +37,7 @@ def split_prompts(dataset, kind: str, never_stated=()) -> list[str] | None:
 def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = None, progress: bool = True,
                   select_from: int = 1, predictor="ours", template_t: int | None = None, strict: bool = False,
                   metre_targets: int | None = 200, prompts: list | None = None, property_guide=None,
-                  guide_scale: float = 1.0, unconditional: bool = False, **sample_overrides) -> dict:
+                  guide_scale: float = 1.0, unconditional: bool = False, work=None, **sample_overrides) -> dict:
     """CSP on ``dataset`` (a :class:`tgdmat.data.CrystalDataset`) with ``n_samples`` per target.
 
     With ``select_from = k > 1`` (only with ``n_samples = 1``), ``k`` draws are made per target
@@ -67,6 +67,11 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     omission / paraphrase probes (``benchmarks/bench_prompt_omission.py``). ``unconditional=True``
     samples with no prompt at all (the null condition of classifier-free guidance); ``prompts``
     must then be ``None``, and the result says ``"prompts": "none"``.
+
+    ``work`` (a folder) makes the draws resumable: they are written batch by batch there
+    (:func:`tgdmat.sample_set.run_csp`; batch ``b`` seeded ``seed + b``) and a rerun with the same
+    arguments continues where a killed one stopped; the result then carries a ``"resumable"`` block.
+    Not combined with templates or k-draw selection.
     """
     from tgdmat.metrics import evaluate_csp
     from tgdmat.provenance import hardware
@@ -90,6 +95,9 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     selection = templates = None
     if property_guide is not None and (template_t is not None or select_from > 1):
         raise ValueError("property guidance is combined with neither templates nor k-draw selection here")
+    if work is not None and (template_t is not None or select_from > 1):
+        raise ValueError("a resumable run (work folder) draws plainly: not with templates or k-draw selection")
+    resumable = None
     if template_t is not None:
         if select_from > 1:
             raise ValueError("template_t and select_from > 1 are not combined")
@@ -101,9 +109,18 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         preds = [[s] for s in sel.structures]
     else:
         guide_kw = {} if property_guide is None else {"property_guide": property_guide, "guide_scale": guide_scale}
-        preds = generator.sample_csp(targets, prompts=prompts, n_samples=n_samples, progress=progress,
-                                     **guide_kw, **sample_overrides)
+        if work is None:
+            preds = generator.sample_csp(targets, prompts=prompts, n_samples=n_samples, progress=progress,
+                                         **guide_kw, **sample_overrides)
+        else:
+            from tgdmat.sample_set import run_csp
+
+            preds, resumable = run_csp(generator, targets, prompts, work, n_samples=n_samples, progress=progress,
+                                       **guide_kw, **sample_overrides)
+            if preds is None:
+                raise RuntimeError(f"{work}: {resumable['batches_total']} batches expected, not all written")
     t_sample = time.perf_counter() - t0
+    sampled = len(targets) * n_samples * select_from if resumable is None else resumable["crystals_this_call"]
     t0 = time.perf_counter()
     metrics = evaluate_csp(preds, targets, progress=progress, return_per_target=True)
     per_target = {"material_id": [str(i) for i in dataset.material_ids],  # paired comparisons (metrics.compare)
@@ -138,6 +155,7 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         **({"selection": selection} if selection is not None else {}),
         **({"templates": templates} if templates is not None else {}),
         **({"strict": strict_block} if strict_block is not None else {}),
+        **({"resumable": resumable} if resumable is not None else {}),
         **({"property_guidance": {"predictor": str(property_guide), "scale": guide_scale,
                                   "method": "classifier guidance with a noise-aware predictor (tgdmat.guidance)"}}
            if property_guide is not None else {}),
@@ -145,7 +163,7 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
         "per_target": per_target,
         "sampling": dataclasses.asdict(sc) | {"step_lr_used": sc.step_lr if sc.step_lr is not None else generator.config.step_lr()},
         "seconds": {"sampling": t_sample, "matching": t_match,
-                    "sampling_per_crystal": t_sample / max(1, len(targets) * n_samples * select_from)},
+                    "sampling_per_crystal": t_sample / sampled if sampled else None},
         "model": {"config": json.loads(generator.config.to_json()), **{k: str(v) for k, v in generator.info.items()}},
         "hardware": hardware(generator.device),
     }

@@ -127,7 +127,7 @@ def _csp(args) -> int:
     predictor = None if args.predictor == "none" else args.predictor
     result = csp_benchmark(gen, ds, n_samples=args.n, limit=args.limit, select_from=args.select_from,
                            predictor=predictor, template_t=args.template_t, strict=args.strict,
-                           property_guide=args.property_guide, guide_scale=args.guide_scale,
+                           property_guide=args.property_guide, guide_scale=args.guide_scale, work=args.work,
                            **_sample_overrides(args))
     inputs = [args.checkpoint] + ([args.property_guide] if args.property_guide else [])
     if args.select_from > 1 and args.predictor == "ours":  # the regressor that chose among the draws
@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="steer every chain toward its prompt's stated property with this noise-aware predictor "
                         "(python -m tgdmat.guidance; classifier guidance, one draw per target)")
     c.add_argument("--guide-scale", type=float, default=1.0, help="guidance strength γ (0 = unguided; default 1)")
+    c.add_argument("--work", metavar="FOLDER",
+                   help="resumable: write the draws batch by batch to FOLDER (batch b seeded seed + b); rerunning "
+                        "the same command continues a killed run")
     c.add_argument("--out", required=True, help="results JSON path")
     c.set_defaults(func=_csp)
 
