@@ -161,9 +161,9 @@ if want long; then  # long prompts (issue 22): pooled description vs per-atom gr
     --out results/csp_perov_5_long_prompt_grounded_n20_first500.json
   run $PY -m tgdmat csp --checkpoint $CK/carbon_24_csp_long_prompt_sites.pt --split test --n 20 --limit 200 --threads 1 \
     --out results/csp_carbon_24_long_prompt_sites_n20_first200.json
-  # match@20 on the whole test splits (≈ 2 and 1.5 CPU-hours; the Carbon-24 one resumes from its --work folder)
+  # match@20 on the whole test splits (≈ 2 and 1.5 CPU-hours; each resumes from its --work folder)
   run $PY -m tgdmat csp --checkpoint $CK/perov_5_csp_long_prompt_grounded.pt --split test --n 20 --threads 1 \
-    --out results/csp_perov_5_long_prompt_grounded_n20.json
+    --work runs/csp/perov_5_long_prompt_grounded_n20 --out results/csp_perov_5_long_prompt_grounded_n20.json
   run $PY -m tgdmat csp --checkpoint $CK/carbon_24_csp_long_prompt_sites.pt --split test --n 20 --threads 1 \
     --work runs/csp/carbon_24_long_prompt_sites_n20 --out results/csp_carbon_24_long_prompt_sites_n20.json
 fi
