@@ -60,13 +60,10 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
   run $PY -m tgdmat evaluate runs/gen/perov_5_test_prompts10k/samples.json --dataset perov_5 --predictor cdvae --workers 1 \
     --quiet --out results/gen_perov_5_text_facts_test_prompts10k.json
   # the same generation recipe trained on the long prompts (Robocrystallographer descriptions), one per test prompt
-  # (not run yet: its checkpoint is still training — bash scripts/train_checkpoints.sh perov_5_gen_long_text_facts resumes it)
-  if [ -f "$CK/perov_5_gen_long_text_facts.pt" ]; then
-    run $PY -m tgdmat generate --checkpoint $CK/perov_5_gen_long_text_facts.pt --per-prompt test --threads 1 \
-      --out runs/gen/perov_5_long_per_prompt
-    run $PY -m tgdmat evaluate runs/gen/perov_5_long_per_prompt/samples.json --dataset perov_5 --predictor cdvae --workers 1 \
-      --quiet --out results/gen_perov_5_long_text_facts_per_prompt.json
-  fi
+  run $PY -m tgdmat generate --checkpoint $CK/perov_5_gen_long_text_facts.pt --per-prompt test --threads 1 \
+    --out runs/gen/perov_5_long_per_prompt
+  run $PY -m tgdmat evaluate runs/gen/perov_5_long_per_prompt/samples.json --dataset perov_5 --predictor cdvae --workers 1 \
+    --quiet --out results/gen_perov_5_long_text_facts_per_prompt.json
   run $PY benchmarks/bench_gen_reference.py --dataset perov_5 --seeds 0 1 2 3 4 --out results/gen_reference_perov_5.json
   for d in perov_5 carbon_24; do
     run $PY benchmarks/bench_novelty_reference.py --dataset $d --n 1000 --out results/novelty_reference_$d.json
