@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from tgdmat.benchmark import split_prompts
+    from tgdmat.conditioning import split_prompts
     from tgdmat.data import load_splits
     from tgdmat.metrics import evaluate_csp
     from tgdmat.metrics.strict import (

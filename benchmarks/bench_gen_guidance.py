@@ -40,7 +40,8 @@ def mean_fidelity(fid: dict) -> float:
 
 def main(argv=None) -> int:
     from tgdmat import metrics
-    from tgdmat.benchmark import split_prompts, torch_threads, write_result
+    from tgdmat.benchmark import torch_threads, write_result
+    from tgdmat.conditioning import split_prompts
     from tgdmat.sample import from_pretrained
     from tgdmat.data import model_splits
     from tgdmat.text import parse_prompt

@@ -34,7 +34,7 @@ import torch
 
 
 def conditioning_vectors(gen, dataset) -> np.ndarray:
-    from tgdmat.benchmark import split_prompts
+    from tgdmat.conditioning import split_prompts
 
     prompts = split_prompts(dataset, "short")
     with torch.no_grad():
@@ -68,7 +68,7 @@ def arrangement_diagnosis(gen, test_ds, n: int, seed: int = 0) -> dict:
     """Match rate of single draws as they are, and after the best permutation of species over sites."""
     import itertools
 
-    from tgdmat.benchmark import split_prompts
+    from tgdmat.conditioning import split_prompts
     from tgdmat.metrics.csp import make_matcher
     from tgdmat.metrics.validity import structure_validity
 

@@ -59,7 +59,7 @@ def template_rewrite(facts, dataset: str) -> str | None:
 def main(argv=None) -> int:
     import torch
 
-    from tgdmat.benchmark import split_prompts
+    from tgdmat.conditioning import split_prompts
     from tgdmat.data import load_dataset
     from tgdmat.provenance import write_result
     from tgdmat.sample import from_pretrained, understood_dict

@@ -273,7 +273,7 @@ def test_never_stated_config_is_checked_and_round_trips():
 def test_never_stated_model_trains_and_evaluates_without_the_fact(monkeypatch):
     import torch
 
-    from tgdmat.benchmark import split_prompts
+    from tgdmat.conditioning import split_prompts
     from tgdmat.conditioning import build_prompt_table
     from tgdmat.config import ModelConfig
     from tgdmat.data import load_dataset

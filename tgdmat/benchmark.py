@@ -18,22 +18,6 @@ from pathlib import Path
 import torch
 
 
-def split_prompts(dataset, kind: str, never_stated=()) -> list[str] | None:
-    """Evaluation prompts (fixed sentence order) for every crystal of ``dataset``; short prompts
-    leave out the ``never_stated`` attributes (a model trained never to see them:
-    ``ModelConfig.never_stated``)."""
-    from tgdmat.conditioning import build_prompts, split_facts
-
-    if kind == "none":
-        return None
-    if never_stated and kind == "short":
-        from tgdmat.text.prompts import probe_prompt
-
-        return [probe_prompt(f, dataset.name, omit=tuple(never_stated)) for f in split_facts(dataset, False)]
-    prompts, _ = build_prompts(dataset, kind, variants=1, progress=False)
-    return prompts[0]
-
-
 def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = None, progress: bool = True,
                   select_from: int = 1, predictor="ours", template_t: int | None = None, strict: bool = False,
                   metre_targets: int | None = 200, prompts: list | None = None, property_guide=None,
@@ -73,6 +57,7 @@ def csp_benchmark(generator, dataset, n_samples: int = 1, limit: int | None = No
     arguments continues where a killed one stopped; the result then carries a ``"resumable"`` block.
     Not combined with templates or k-draw selection.
     """
+    from tgdmat.conditioning import split_prompts
     from tgdmat.metrics import evaluate_csp
     from tgdmat.provenance import hardware
 

@@ -344,6 +344,20 @@ def build_prompts(dataset, kind: str = "short", variants: int = 1, seed: int = 0
     raise ValueError(f"unknown prompt kind {kind!r}")
 
 
+def split_prompts(dataset, kind: str, never_stated=()) -> list[str] | None:
+    """Evaluation prompts (fixed sentence order) for every crystal of ``dataset``; short prompts
+    leave out the ``never_stated`` attributes (a model trained never to see them:
+    ``ModelConfig.never_stated``)."""
+    if kind == "none":
+        return None
+    if never_stated and kind == "short":
+        from tgdmat.text.prompts import probe_prompt
+
+        return [probe_prompt(f, dataset.name, omit=tuple(never_stated)) for f in split_facts(dataset, False)]
+    prompts, _ = build_prompts(dataset, kind, variants=1, progress=False)
+    return prompts[0]
+
+
 def source_split(split: str) -> str:
     """The shipped file a split's rows come from: ``"train(val-holdout)"`` and ``"holdout(val)"`` → ``"val"``."""
     import re

@@ -57,7 +57,7 @@ class Request:
 
 def split_requests(generator, split: str = "test", limit: int | None = None) -> Request:
     """One request per crystal of ``split`` of the model's data set: its prompt and its atom count."""
-    from tgdmat.benchmark import split_prompts
+    from tgdmat.conditioning import split_prompts
     from tgdmat.data import load_dataset
 
     ds = load_dataset(generator.config.model.dataset, split, progress=False)

@@ -160,7 +160,7 @@ def train_regressor(dataset: str, out: str | Path, epochs: int = 40, batch_size:
 
 
 def main(argv=None) -> int:
-    from tgdmat.benchmark import write_result
+    from tgdmat.provenance import write_result
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="perov_5", choices=["perov_5", "carbon_24", "mp_20"])
@@ -173,7 +173,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     res = train_regressor(args.dataset, args.out, epochs=args.epochs, seed=args.seed)
-    write_result(res, args.result or f"results/property_regressor_{args.dataset}.json", checkpoint=args.out)
+    write_result(res, args.result or f"results/property_regressor_{args.dataset}.json", inputs=[args.out],
+                 split=res.get("split"), dataset=res.get("dataset"))
     print(json.dumps({k: res[k] for k in ("test", "test_mae_mean_predictor", "seconds")}, indent=1))
     return 0
 
