@@ -345,6 +345,11 @@ def test_4c_text_only_models_do_not_call_unread_words_ignored():
     assert not any("ignored" in w for w in gen.check_request(5, prompt))
     gen.config.model.conditioning = "text+facts"
     assert any("not understood (ignored): 'It should be cheap.'" in w for w in gen.check_request(5, prompt))
+    # a model trained on Robocrystallographer descriptions: their site sentences are never the fact reader's
+    gen.config.model.prompt = "long"
+    description = ("SrTiO3 is (Cubic) Perovskite structured and crystallizes in the cubic Pm-3m space group. "
+                   "Sr(1) is bonded to twelve equivalent O(1) atoms to form SrO12 cuboctahedra.")
+    assert not any("ignored" in w for w in gen.check_request(5, description))
 
 
 def test_4d_a_model_trained_without_a_fact_says_so_and_does_not_use_it():
