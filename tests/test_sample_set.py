@@ -50,6 +50,17 @@ def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
 def test_a_folder_made_for_other_requests_is_refused(tmp_path):
     gen = tiny_gen_model()
     sample_set.run(gen, sample_set.training_requests(gen, 4, seed=0), tmp_path, batch_size=4, progress=False)
+    # a folder written before request.json recorded the checkpoint resumes (and records it now) ...
+    meta = json.loads((tmp_path / "request.json").read_text())
+    del meta["checkpoint_sha256"]
+    (tmp_path / "request.json").write_text(json.dumps(meta))
+    sample_set.run(gen, sample_set.training_requests(gen, 4, seed=0), tmp_path, batch_size=4, progress=False)
+    assert "checkpoint_sha256" in json.loads((tmp_path / "request.json").read_text())
+    # ... but not one made with another checkpoint
+    gen.info["checkpoint_sha256"] = "another"
+    with pytest.raises(ValueError, match="checkpoint_sha256 differ"):
+        sample_set.run(gen, sample_set.training_requests(gen, 4, seed=0), tmp_path, batch_size=4, progress=False)
+    gen.info.pop("checkpoint_sha256")
     with pytest.raises(ValueError, match="other settings or requests"):
         sample_set.run(gen, sample_set.training_requests(gen, 4, seed=9), tmp_path, batch_size=4, progress=False)
 

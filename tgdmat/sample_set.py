@@ -90,8 +90,12 @@ def _open_folder(out: Path, meta: dict) -> Path:
     folder = out / "batches"
     folder.mkdir(parents=True, exist_ok=True)
     meta_path = out / "request.json"
+    meta = json.loads(json.dumps(meta))  # compared as it is read back (tuples become lists)
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
+        if "checkpoint_sha256" not in old and {**old, "checkpoint_sha256": meta.get("checkpoint_sha256")} == meta:
+            old = meta  # a folder written before the checkpoint was recorded: same request, now recorded
+            atomic_write_text(meta_path, json.dumps(meta, indent=1))
         if old != meta:
             changed = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
             raise ValueError(f"{out} holds a sampling run with other settings or requests ({meta_path}: "
