@@ -286,6 +286,19 @@ class CrystalGenerator:
                                        f"prompt's elements {list(facts.elements)}")
         return warnings_
 
+    def checked_compositions(self, compositions, prompts: Sequence[str] | None = None,
+                             allow_unseen_elements: bool = False) -> list[list[int]]:
+        """The atomic numbers of each CSP composition, each checked against its prompt
+        (:meth:`check_request`: errors raise, warnings are given once, naming the composition's index)."""
+        zs, notes = [], []
+        for i, c in enumerate(compositions):
+            z = composition_atoms(c)
+            notes += self.check_request(z, None if prompts is None else prompts[i], allow_unseen_elements,
+                                        what=f"composition {i} ({c if isinstance(c, str) else len(z)})")
+            zs.append(z)
+        self._warn(notes)
+        return zs
+
     WARN_SHOWN = 5  # request warnings shown one by one; the rest of a batch is counted by kind
 
     def _warn(self, messages: list[str]) -> None:
@@ -376,13 +389,7 @@ class CrystalGenerator:
         if prompts is not None and len(prompts) != len(compositions):
             raise RequestError(f"got {len(prompts)} prompts for {len(compositions)} compositions")
         sc = self.settings(**overrides)
-        zs, notes = [], []
-        for i, c in enumerate(compositions):
-            z = composition_atoms(c)
-            notes += self.check_request(z, None if prompts is None else prompts[i], allow_unseen_elements,
-                                        what=f"composition {i} ({c if isinstance(c, str) else len(z)})")
-            zs.append(z)
-        self._warn(notes)
+        zs = self.checked_compositions(compositions, prompts, allow_unseen_elements)
         template = None
         if templates is not None:
             template = Templates.build(templates, zs, template_t, self.model.num_steps, n_samples)

@@ -201,7 +201,6 @@ def run_csp(generator, compositions, prompts, out, n_samples: int = 1, progress:
     from pymatgen.core import Structure
 
     from tgdmat.config import SampleConfig
-    from tgdmat.sample import composition_atoms
 
     if generator.config.model.task != "csp":
         raise ValueError("sample_set.run_csp is for CSP models; generation models: sample_set.run")
@@ -211,13 +210,8 @@ def run_csp(generator, compositions, prompts, out, n_samples: int = 1, progress:
     fields = {f.name for f in dataclasses.fields(SampleConfig)}
     sc = generator.settings(**{k: v for k, v in overrides.items() if k in fields})
     per = max(1, sc.batch_size // n_samples)
-    zs = [composition_atoms(c) for c in compositions]
-    notes = []  # every request checked up front, named by its index in the whole run (errors raise here)
-    for i, (c, z) in enumerate(zip(compositions, zs)):
-        notes += generator.check_request(z, None if prompts is None else prompts[i],
-                                         overrides.get("allow_unseen_elements", False),
-                                         what=f"composition {i} ({c if isinstance(c, str) else len(z)})")
-    generator._warn(notes)
+    # every request checked up front, named by its index in the whole run (errors raise here, not hours in)
+    zs = generator.checked_compositions(compositions, prompts, overrides.get("allow_unseen_elements", False))
     from tgdmat.paths import sha256_text
 
     out = Path(out)
