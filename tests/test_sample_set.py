@@ -11,7 +11,7 @@ from tgdmat import sample_set
 from tgdmat.config import SampleConfig, preset
 from tgdmat.denoiser import DenoiserConfig
 from tgdmat.model import TGDMat
-from tgdmat.sample import CrystalGenerator
+from tgdmat.sample import CrystalGenerator, RequestError
 
 TINY = DenoiserConfig(hidden_dim=16, num_layers=1, num_freqs=4, time_dim=8, cond_proj_dim=8)
 
@@ -83,6 +83,8 @@ def test_a_killed_csp_run_resumes_to_the_same_draws(tmp_path):
     # each request is checked once, up front, and named by its index in the whole run (not in its batch)
     assert [m.split(":")[0] for m in said] == ["composition 1 (Sr2Ti2O6)", "composition 2 (TiO2)",
                                                "composition 3 (SrO)"]
+    # ... and not again while each batch is sampled (the batches go straight to the chains)
+    assert len(caught) == len({str(w.message) for w in caught})
     preds, first = sample_set.run_csp(gen, comps, None, broken, n_samples=2, progress=False, stop_after_batches=1)
     # batch_size 4 // 2 draws = 2 targets per batch: 3 batches, one written
     assert preds is None and first["batches_total"] == 3 and first["crystals_this_call"] == 4
@@ -108,3 +110,13 @@ def test_a_csp_folder_made_with_other_settings_is_refused(tmp_path):
         sample_set.run_csp(gen, ["SrTiO3", "TiO2"], None, tmp_path, n_samples=1, progress=False, num_steps=4)
     with pytest.raises(ValueError, match="digest"):
         sample_set.run_csp(gen, ["SrTiO3", "SrO"], None, tmp_path, n_samples=1, progress=False)
+
+
+def test_a_csp_run_refuses_unknown_options_and_bad_draw_counts(tmp_path):
+    gen = tiny_csp_model()
+    with pytest.raises(TypeError, match="unknown option.*template_t"):
+        sample_set.run_csp(gen, ["SrTiO3"], None, tmp_path, n_samples=1, progress=False, template_t=5)
+    for bad in (0, 2.0, True):
+        with pytest.raises(RequestError, match="n_samples must be a whole number"):
+            sample_set.run_csp(gen, ["SrTiO3"], None, tmp_path, n_samples=bad, progress=False)
+    assert not any(tmp_path.iterdir())  # refused before any folder or batch was written

@@ -396,6 +396,15 @@ class CrystalGenerator:
             # the same step size as the full chain: num_steps · t0 / T evaluations from t0 down to 0
             sc = dataclasses.replace(sc, num_steps=template_t if sc.num_steps is None else
                                      max(1, round(sc.num_steps * template_t / self.model.num_steps)))
+        return self.sample_checked_csp(zs, prompts, n_samples, sc, progress, template, property_guide, guide_scale)
+
+    def sample_checked_csp(self, zs: list[list[int]], prompts: Sequence[str] | None, n_samples: int, sc: SampleConfig,
+                           progress: bool = False, template: "Templates | None" = None, property_guide=None,
+                           guide_scale: float = 1.0) -> list[list]:
+        """The reverse chains of :meth:`sample_csp` for compositions already turned into atomic
+        numbers and checked by :meth:`checked_compositions` (nothing is checked or warned again);
+        ``sc`` are the final settings (:meth:`settings`). Used by :func:`tgdmat.sample_set.run_csp`,
+        which checks a whole run once and then samples it batch by batch."""
         num_atoms = [len(z) for z in zs for _ in range(n_samples)]
         types = [x for z in zs for _ in range(n_samples) for x in z]
         rep_prompts = None if prompts is None else [p for p in prompts for _ in range(n_samples)]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,10 +203,18 @@ def run_csp(generator, compositions, prompts, out, n_samples: int = 1, progress:
 
     if generator.config.model.task != "csp":
         raise ValueError("sample_set.run_csp is for CSP models; generation models: sample_set.run")
+    from tgdmat.sample import RequestError
+
     compositions = list(compositions)
     if prompts is not None and len(prompts) != len(compositions):
         raise ValueError(f"{len(prompts)} prompts for {len(compositions)} compositions")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise RequestError(f"n_samples must be a whole number >= 1, got {n_samples!r}")
     fields = {f.name for f in dataclasses.fields(SampleConfig)}
+    unknown = sorted(set(overrides) - fields - {"allow_unseen_elements", "property_guide", "guide_scale"})
+    if unknown:
+        raise TypeError(f"sample_set.run_csp: unknown option(s) {', '.join(unknown)} (templates and k-draw "
+                        "selection are not resumable; the rest are SampleConfig fields)")
     sc = generator.settings(**{k: v for k, v in overrides.items() if k in fields})
     per = max(1, sc.batch_size // n_samples)
     # every request checked up front, named by its index in the whole run (errors raise here, not hours in)
@@ -226,10 +233,11 @@ def run_csp(generator, compositions, prompts, out, n_samples: int = 1, progress:
     def make(b: int) -> list[dict]:
         lo, hi = b * per, min(len(zs), (b + 1) * per)
         made.append(hi - lo)
-        with warnings.catch_warnings():  # already reported above with run-wide indices
-            warnings.filterwarnings("ignore", message=r"(composition \d+ |\.\.\. and \d+ more request warnings)")
-            preds = generator.sample_csp(compositions[lo:hi], prompts=None if prompts is None else prompts[lo:hi],
-                                         n_samples=n_samples, progress=False, **{**overrides, "seed": sc.seed + b})
+        # checked once above (warnings named by run-wide index): the batch goes straight to the chains
+        preds = generator.sample_checked_csp(zs[lo:hi], None if prompts is None else prompts[lo:hi], n_samples,
+                                             dataclasses.replace(sc, seed=sc.seed + b),
+                                             property_guide=extra.get("property_guide"),
+                                             guide_scale=extra.get("guide_scale", 1.0))
         return [{"index": i, "structures": [s.as_dict() for s in group]} for i, group in zip(range(lo, hi), preds)]
 
     t0 = time.perf_counter()
