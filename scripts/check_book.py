@@ -18,7 +18,7 @@ A page fails on:
 * a canvas with zero size or blank (one colour: nothing drawn; the probe makes WebGL contexts
   keep their drawing buffer so that their pixels can be read), or a 3-D / plot viewer element
   (tgdmat.viewer, 3Dmol, plotly, nglview) without a canvas or SVG inside;
-* ``NaN`` (or ``<NA>``, ``NaT``) in a table;
+* ``NaN`` (or ``<NA>``, ``NaT``) in a table, or a table cell that pandas cut short (``...``);
 * a missing figure: an ``<img>`` whose file is not there or that does not load;
 * math left as raw LaTeX after MathJax ran (``$$``, ``\\(``, ``\\[``, ``\\begin{``, ``$\\alpha$``),
   math on a page where MathJax did not load, and MathJax loaded from a CDN instead of the
@@ -133,6 +133,7 @@ PROBE_JS = r"""
 _ERROR_OUTPUT = ".traceback, .output_error, .output.error, [class*='highlight-ipythontb']"
 _TRACEBACK = re.compile(r"Traceback \(most recent call last\)")
 _ERROR_LINE = re.compile(r"^\s*(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception): ", re.M)
+_CUT = re.compile(r"\w\.\.\.\s*$")  # pandas' truncation: the text runs on into "..." at the cell's end
 _NAN = re.compile(r"(?<![\w<])(?:NaN|nan|NAN|<NA>|NaT)(?![\w>])")
 _RAW_MATH = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|\$[^$\n]*\\[A-Za-z]+[^$\n]*\$")
 #: JavaScript messages of the Jupyter Book 1 theme stack itself, on every page, harmless and not
@@ -257,6 +258,13 @@ def analyse_page(dom: str, page: Path | None = None, browser: bool = True) -> li
             row = bad[0].find_parent("tr")
             label = row.find(["th", "td"]).get_text(strip=True) if row is not None else ""
             problems.append(f"NaN in a table: {len(bad)} cell(s), first in row {_short(label, 60)!r}")
+        # pandas cuts a cell longer than display.max_colwidth (50 characters) to "…..." and hides the rest
+        cut = [cell for cell in table.find_all("td") if _CUT.search(cell.get_text())]
+        if cut:
+            row = cut[0].find_parent("tr")
+            label = row.find(["th", "td"]).get_text(strip=True) if row is not None else ""
+            problems.append(f"table cell cut short by pandas ('...'; set display.max_colwidth): {len(cut)} cell(s), "
+                            f"first in row {_short(label, 60)!r}")
 
     # figures
     seen = set()

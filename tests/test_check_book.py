@@ -49,6 +49,15 @@ def test_nan_in_a_table_fails():
     assert check_book.analyse_page(page(TABLE.replace("0.076", "Nanoporous carbon"), report={})) == []
 
 
+def test_a_table_cell_cut_short_by_pandas_fails():
+    cut = TABLE.replace("0.076", "DiffCSP 98.60 % / 0.0128; CDVAE 88.51 % / 0.04...")
+    problems = check_book.analyse_page(page(cut, report={}))
+    assert len(problems) == 1 and "cut short" in problems[0] and "DiffCSP" in problems[0]
+    # an ellipsis in prose, or one standing alone as a placeholder, is not a cut cell
+    assert check_book.analyse_page(page(TABLE.replace("0.076", "..."), report={})) == []
+    assert check_book.analyse_page(page(TABLE.replace("0.076", "loading... done"), report={})) == []
+
+
 def test_an_error_output_fails():
     tb = ('<div class="cell_output"><div class="output traceback highlight-ipythontb"><pre>'
           "Traceback (most recent call last)\n  File ...\nValueError: boom</pre></div></div>")
