@@ -45,8 +45,9 @@ command_for() {
     perov_5_gen_text_facts)          echo "$GEN" ;;
     # the same generation recipe reading the Robocrystallographer description (pooled, facts parsed from it)
     perov_5_gen_long_text_facts)     echo "$GEN --prompt long" ;;
-    # a learning-curve point: the same recipe on the first half of the training crystals (chapter 6, section 7)
+    # learning-curve points: the same recipe on the first half / quarter of the training crystals (chapter 6, section 7)
     perov_5_gen_text_facts_half)     echo "$GEN --max-train 1704" ;;
+    perov_5_gen_text_facts_quarter)  echo "$GEN --max-train 852" ;;
     carbon_24_csp_text_facts)        echo "$CARBON" ;;
     # the Carbon-24 model that never learns one fact (what stating it is worth; same budget, ≈ 80 min each)
     carbon_24_csp_text_facts_no_energy) echo "$CARBON --never-stated energy_per_atom" ;;
