@@ -86,11 +86,15 @@ if want gen; then  # de novo generation (issue 21): both protocols, then the rea
   run $PY -m tgdmat generate --checkpoint $G --n 1000 --steps 1000 --threads 1 --out runs/gen/perov_5_free1k_steps1000
   run $PY -m tgdmat evaluate runs/gen/perov_5_free1k_steps1000/samples.json --dataset perov_5 --predictor cdvae \
     --workers 1 --quiet --out results/gen_perov_5_text_facts_free1k_steps1000.json
-  # the learning-curve point (chapter 6, section 7): the same draw from the model trained on half the crystals
+  # the learning-curve point (chapter 6, section 7): the same draw from the models trained on half and a quarter of the crystals
   run $PY -m tgdmat generate --checkpoint $CK/perov_5_gen_text_facts_half.pt --n 1000 --steps 1000 --threads 1 \
     --out runs/gen/perov_5_half_free1k_steps1000
   run $PY -m tgdmat evaluate runs/gen/perov_5_half_free1k_steps1000/samples.json --dataset perov_5 --predictor cdvae \
     --workers 1 --quiet --out results/gen_perov_5_text_facts_half_free1k_steps1000.json
+  run $PY -m tgdmat generate --checkpoint $CK/perov_5_gen_text_facts_quarter.pt --n 1000 --steps 1000 --threads 1 \
+    --out runs/gen/perov_5_quarter_free1k_steps1000
+  run $PY -m tgdmat evaluate runs/gen/perov_5_quarter_free1k_steps1000/samples.json --dataset perov_5 --predictor cdvae \
+    --workers 1 --quiet --out results/gen_perov_5_text_facts_quarter_free1k_steps1000.json
   # the same draw kept to the training split's elements, then prompt fidelity at 1,000 steps on the first 1,000 prompts
   run $PY -m tgdmat generate --checkpoint $G --n 1000 --steps 1000 --mask-unseen-elements --threads 1 \
     --out runs/gen/perov_5_free1k_steps1000_masked

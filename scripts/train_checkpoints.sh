@@ -71,7 +71,7 @@ perov_5_csp_long_text_facts_seed1 perov_5_csp_long_text_facts_seed2
 perov_5_csp_text_facts_dropout perov_5_csp_text_facts_dropout10 perov_5_csp_text_facts_dropout05
 perov_5_csp_text_facts_dropout10_seed1 perov_5_csp_text_facts_dropout10_seed2 perov_5_csp_text_facts_no_energy perov_5_csp_long_prompt_pooled perov_5_csp_long_prompt_sites perov_5_csp_long_prompt_grounded
 perov_5_csp_long_prompt_sites_seed1 perov_5_csp_long_prompt_grounded_seed1
-perov_5_gen_text_facts perov_5_gen_text_facts_half perov_5_gen_long_text_facts carbon_24_csp_text_facts carbon_24_csp_text_facts_no_energy carbon_24_csp_text_facts_no_space_group carbon_24_csp_text_facts_dropout carbon_24_csp_text_facts_dropout10 carbon_24_gen_text_facts carbon_24_csp_long_prompt_sites carbon_24_csp_long_prompt_grounded"
+perov_5_gen_text_facts perov_5_gen_text_facts_half perov_5_gen_text_facts_quarter perov_5_gen_long_text_facts carbon_24_csp_text_facts carbon_24_csp_text_facts_no_energy carbon_24_csp_text_facts_no_space_group carbon_24_csp_text_facts_dropout carbon_24_csp_text_facts_dropout10 carbon_24_gen_text_facts carbon_24_csp_long_prompt_sites carbon_24_csp_long_prompt_grounded"
 
 if [ "${1:-list}" = list ]; then
   for n in $NAMES; do echo "$n: $PY -m tgdmat train $(command_for "$(base_of "$n")") --seed $(seed_of "$n") --threads 1 --out $RUNS/$n"; done
