@@ -162,6 +162,12 @@ def _short(text: str, n: int = 100) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _row_label(cell) -> str:
+    """The first cell of the table row that holds ``cell`` (the row's name), shortened."""
+    row = cell.find_parent("tr")
+    return _short(row.find(["th", "td"]).get_text(strip=True) if row is not None else "", 60)
+
+
 def _is_remote(url: str) -> bool:
     return url.startswith("//") or urlsplit(url).scheme in ("http", "https")
 
@@ -255,16 +261,12 @@ def analyse_page(dom: str, page: Path | None = None, browser: bool = True) -> li
     for table in soup.find_all("table"):
         bad = [cell for cell in table.find_all(["td", "th"]) if _NAN.search(cell.get_text())]
         if bad:
-            row = bad[0].find_parent("tr")
-            label = row.find(["th", "td"]).get_text(strip=True) if row is not None else ""
-            problems.append(f"NaN in a table: {len(bad)} cell(s), first in row {_short(label, 60)!r}")
+            problems.append(f"NaN in a table: {len(bad)} cell(s), first in row {_row_label(bad[0])!r}")
         # pandas cuts a cell longer than display.max_colwidth (50 characters) to "…..." and hides the rest
         cut = [cell for cell in table.find_all("td") if _CUT.search(cell.get_text())]
         if cut:
-            row = cut[0].find_parent("tr")
-            label = row.find(["th", "td"]).get_text(strip=True) if row is not None else ""
             problems.append(f"table cell cut short by pandas ('...'; set display.max_colwidth): {len(cut)} cell(s), "
-                            f"first in row {_short(label, 60)!r}")
+                            f"first in row {_row_label(cut[0])!r}")
 
     # figures
     seen = set()

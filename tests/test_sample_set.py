@@ -119,4 +119,6 @@ def test_a_csp_run_refuses_unknown_options_and_bad_draw_counts(tmp_path):
     for bad in (0, 2.0, True):
         with pytest.raises(RequestError, match="n_samples must be a whole number"):
             sample_set.run_csp(gen, ["SrTiO3"], None, tmp_path, n_samples=bad, progress=False)
+    with pytest.raises(RequestError, match="got 2 prompts for 1 compositions"):
+        sample_set.run_csp(gen, ["SrTiO3"], ["SrTiO3", "TiO2"], tmp_path, n_samples=1, progress=False)
     assert not any(tmp_path.iterdir())  # refused before any folder or batch was written

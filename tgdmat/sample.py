@@ -35,6 +35,12 @@ class RequestError(ValueError):
     """A sampling request that contradicts itself or the model; the message names both sides."""
 
 
+def check_draw_count(n_samples) -> None:
+    """Refuse a draw count (``n_samples``, k in match@k) that is not a whole number >= 1."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+        raise RequestError(f"n_samples must be a whole number >= 1, got {n_samples!r}")
+
+
 _WARNING_KINDS = (("not understood (ignored)", "prompt with words the fact reader did not understand"),
                   ("was understood in the prompt", "prompt with no fact understood"),
                   ("never occurs in the", "composition with elements unseen in training"),
@@ -290,6 +296,8 @@ class CrystalGenerator:
                              allow_unseen_elements: bool = False) -> list[list[int]]:
         """The atomic numbers of each CSP composition, each checked against its prompt
         (:meth:`check_request`: errors raise, warnings are given once, naming the composition's index)."""
+        if prompts is not None and len(prompts) != len(compositions):
+            raise RequestError(f"got {len(prompts)} prompts for {len(compositions)} compositions")
         zs, notes = [], []
         for i, c in enumerate(compositions):
             z = composition_atoms(c)
@@ -383,11 +391,8 @@ class CrystalGenerator:
         """
         if self.config.model.task != "csp":
             raise ValueError("this model generates atom types too; use generate(), or train a task='csp' model")
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise RequestError(f"n_samples must be a whole number >= 1, got {n_samples!r}")
+        check_draw_count(n_samples)
         compositions = list(compositions)
-        if prompts is not None and len(prompts) != len(compositions):
-            raise RequestError(f"got {len(prompts)} prompts for {len(compositions)} compositions")
         sc = self.settings(**overrides)
         zs = self.checked_compositions(compositions, prompts, allow_unseen_elements)
         template = None

@@ -200,16 +200,12 @@ def run_csp(generator, compositions, prompts, out, n_samples: int = 1, progress:
     from pymatgen.core import Structure
 
     from tgdmat.config import SampleConfig
+    from tgdmat.sample import check_draw_count
 
     if generator.config.model.task != "csp":
         raise ValueError("sample_set.run_csp is for CSP models; generation models: sample_set.run")
-    from tgdmat.sample import RequestError
-
     compositions = list(compositions)
-    if prompts is not None and len(prompts) != len(compositions):
-        raise ValueError(f"{len(prompts)} prompts for {len(compositions)} compositions")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise RequestError(f"n_samples must be a whole number >= 1, got {n_samples!r}")
+    check_draw_count(n_samples)
     fields = {f.name for f in dataclasses.fields(SampleConfig)}
     unknown = sorted(set(overrides) - fields - {"allow_unseen_elements", "property_guide", "guide_scale"})
     if unknown:
@@ -217,7 +213,8 @@ def run_csp(generator, compositions, prompts, out, n_samples: int = 1, progress:
                         "selection are not resumable; the rest are SampleConfig fields)")
     sc = generator.settings(**{k: v for k, v in overrides.items() if k in fields})
     per = max(1, sc.batch_size // n_samples)
-    # every request checked up front, named by its index in the whole run (errors raise here, not hours in)
+    # every request checked up front (and the prompt count), named by its index in the whole run
+    # (errors raise here, not hours in)
     zs = generator.checked_compositions(compositions, prompts, overrides.get("allow_unseen_elements", False))
     from tgdmat.paths import sha256_text
 
